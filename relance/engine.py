@@ -1,0 +1,486 @@
+"""One run of one reminder task: select, plan, render, re-check, send or divert, record.
+
+Exactly-once rests on the Dispatch row: it is created (unique per customer,
+échéance and level) before anything leaves, moves to ``sending`` right before
+the transport is called and to ``sent`` right after. A run that dies in
+between leaves a ``sending`` row that the next run flags for review instead of
+sending again.
+"""
+
+import hashlib
+import logging
+import mimetypes
+import zoneinfo
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import addressing, divert, rendering, templating
+from .formatting import money
+from .gestimum.gateway import GestimumUnavailable, WriteBack, open_gateway
+from .gestimum.selection import Selection, SelectionError, CriterionSpec, split_codes
+from .mailer import Mailer, SendError, build_message
+from .models import Dispatch, ReminderTask, TaskRun
+
+logger = logging.getLogger(__name__)
+
+Status = Dispatch.Status
+
+# Échéances are re-checked in Gestimum in groups of this size, right after
+# their PDFs are rendered and right before they are sent.
+RECHECK_CHUNK = 200
+
+SKIP_ALREADY_SENT = "déjà relancée à ce niveau"
+SKIP_PREVIOUS_LEVEL = "niveau précédent pas encore envoyé"
+SKIP_PAID = "réglée entre-temps (vérifiée juste avant l'envoi)"
+SKIP_REVIEW = "envoi interrompu à vérifier dans l'admin"
+SKIP_CLAIMED = "prise en charge par une autre exécution"
+
+
+class TaskError(Exception):
+    """The task cannot run as configured; the message is French and actionable."""
+
+
+@dataclass
+class PlannedItem:
+    candidate: object
+    action: str  # "email", "divert" or "skip"
+    reason: str = ""
+    recipients: addressing.Recipients = field(default_factory=addressing.Recipients)
+    retry_dispatch_id: int | None = None
+
+    @property
+    def to(self):
+        return self.recipients.to
+
+    @property
+    def cc(self):
+        return self.recipients.cc
+
+    @property
+    def bcc(self):
+        return self.recipients.bcc
+
+
+@dataclass
+class SampleMessage:
+    from_email: str
+    reply_to: list
+    to: list
+    cc: list
+    bcc: list
+    subject: str
+    body: str
+    attachment_names: list
+    pdf_filename: str
+    pdf: bytes
+
+
+@dataclass
+class Preview:
+    items: list = field(default_factory=list)
+    selected: int = 0
+    skip_counts: dict = field(default_factory=dict)
+    sample: SampleMessage | None = None
+    error: str | None = None
+
+
+def task_sources(task):
+    return [addressing.SourceSpec(role=s.role, kind=s.kind, value=s.value)
+            for s in task.address_sources.all()]
+
+
+def task_selection(task, sources):
+    return Selection(
+        trigger=task.trigger,
+        days=task.days,
+        max_days=task.max_days,
+        doc_stypes=split_codes(task.doc_stypes),
+        families=split_codes(task.families),
+        subfamilies=split_codes(task.subfamilies),
+        representatives=split_codes(task.representatives),
+        payment_modes=split_codes(task.payment_modes),
+        min_remaining=task.min_remaining,
+        tiers_include=split_codes(task.tiers_include),
+        tiers_exclude=split_codes(task.tiers_exclude),
+        criteria=tuple(CriterionSpec(c.table, c.column.upper(), c.operator, c.value)
+                       for c in task.criteria.all()),
+        address_columns=addressing.address_columns(sources),
+    )
+
+
+def local_today(customer):
+    return timezone.localtime(timezone.now(), zoneinfo.ZoneInfo(customer.timezone)).date()
+
+
+class TaskRunner:
+    def __init__(self, task, *, today=None, origin=TaskRun.Origin.COMMAND):
+        self.task = task
+        self.customer = task.customer
+        self.today = today or local_today(self.customer)
+        self.origin = origin
+        self.sources = task_sources(task)
+        self.selection = task_selection(task, self.sources)
+        self.run = None
+        self.skips = Counter()
+        self._attachments = None
+        self._pdf_cache = {}
+
+    # -- planning (shared by runs and previews) --------------------------------------
+    def plan(self, candidates):
+        """Decide, for one page, what happens to each candidate. Reads the app DB only."""
+        numbers = [c.echeance.numero for c in candidates]
+        existing = dict(
+            Dispatch.objects.filter(customer=self.customer, level=self.task.level,
+                                    ech_numero__in=numbers).values_list("ech_numero", "id")
+        )
+        statuses = dict(
+            Dispatch.objects.filter(id__in=existing.values()).values_list("id", "status")
+        )
+        previous_ok = None
+        if self.task.level > 1 and self.task.require_previous_level:
+            previous_ok = set(
+                Dispatch.objects.filter(customer=self.customer, level=self.task.level - 1,
+                                        ech_numero__in=numbers,
+                                        status__in=Dispatch.PREVIOUS_LEVEL_DONE)
+                .values_list("ech_numero", flat=True)
+            )
+        items = []
+        for candidate in candidates:
+            numero = candidate.echeance.numero
+            retry_id = None
+            if numero in existing:
+                status = statuses.get(existing[numero])
+                if status == Status.NEEDS_REVIEW:
+                    items.append(PlannedItem(candidate, "skip", SKIP_REVIEW))
+                    continue
+                if status not in (Status.FAILED, Status.PENDING):
+                    items.append(PlannedItem(candidate, "skip", SKIP_ALREADY_SENT))
+                    continue
+                retry_id = existing[numero]  # a failed or never-attempted send is tried again
+            if previous_ok is not None and numero not in previous_ok:
+                items.append(PlannedItem(candidate, "skip", SKIP_PREVIOUS_LEVEL))
+                continue
+            recipients = addressing.resolve(self.sources, candidate)
+            action = "email" if recipients.to else "divert"
+            items.append(PlannedItem(candidate, action, recipients.divert_reason, recipients, retry_id))
+        return items
+
+    # -- message parts -----------------------------------------------------------------
+    def attachments(self):
+        if self._attachments is None:
+            self._attachments = []
+            for attachment in self.task.attachments.all():
+                with attachment.file.open("rb") as handle:
+                    content = handle.read()
+                mimetype = mimetypes.guess_type(attachment.display_name)[0] or "application/octet-stream"
+                self._attachments.append((attachment.display_name, content, mimetype))
+        return self._attachments
+
+    def render_pdf(self, candidate):
+        key = (candidate.document_data_key, candidate.echeance.numero, candidate.echeance.received)
+        if key not in self._pdf_cache:
+            self._pdf_cache.clear()  # keep memory flat: one document at a time is enough
+            self._pdf_cache[key] = rendering.document_pdf(
+                task=self.task, customer=self.customer, candidate=candidate, today=self.today
+            )
+        return self._pdf_cache[key]
+
+    def message_text(self, candidate):
+        context = templating.build_context(customer=self.customer, task=self.task,
+                                           candidate=candidate, today=self.today)
+        return templating.render_message(task=self.task, context=context)
+
+    # -- preview -----------------------------------------------------------------------
+    def preview(self, *, limit=200):
+        preview = Preview()
+        with open_gateway(self.customer) as gateway:
+            preview.selected = gateway.count_candidates(self.selection, today=self.today)
+            for page in gateway.candidate_pages(self.selection, today=self.today, page_size=limit):
+                preview.items = self.plan(page)
+                break
+            sample = next((i for i in preview.items if i.action == "email"), None) or next(
+                (i for i in preview.items if i.action == "divert"), None)
+            if sample is not None:
+                gateway.attach_lines([sample.candidate])
+                preview.sample = self.sample_message(sample)
+        preview.skip_counts = dict(Counter(i.reason for i in preview.items if i.action == "skip"))
+        return preview
+
+    def plan_all(self):
+        """Every planned item of every page, for a dry run. Nothing is recorded."""
+        with open_gateway(self.customer) as gateway:
+            for page in gateway.candidate_pages(self.selection, today=self.today):
+                yield from self.plan(page)
+
+    def sample_message(self, item):
+        subject, body = self.message_text(item.candidate)
+        try:
+            pdf = self.render_pdf(item.candidate)
+        except rendering.RenderError as exc:
+            raise TaskError(str(exc)) from exc
+        return SampleMessage(
+            from_email=self.customer.from_header,
+            reply_to=[self.customer.reply_to] if self.customer.reply_to else [],
+            to=item.to, cc=item.cc, bcc=item.bcc, subject=subject, body=body,
+            attachment_names=[rendering.pdf_filename(item.candidate)]
+            + [name for name, _, _ in self.attachments()],
+            pdf_filename=rendering.pdf_filename(item.candidate), pdf=pdf,
+        )
+
+    # -- a real run --------------------------------------------------------------------
+    def execute(self):
+        self.run = TaskRun.objects.create(task=self.task, origin=self.origin)
+        errors = []
+        try:
+            self.recover_interrupted()
+            with open_gateway(self.customer) as gateway, Mailer() as mailer:
+                self.flush_writebacks(gateway)
+                for page in gateway.candidate_pages(self.selection, today=self.today):
+                    self.run.selected += len(page)
+                    self.process_page(gateway, mailer, page, errors)
+                    self.flush_writebacks(gateway)
+                    self.save_counts(errors)
+            status = TaskRun.Status.PARTIAL if self.run.failed else TaskRun.Status.SUCCEEDED
+        except (GestimumUnavailable, SelectionError, TaskError) as exc:
+            errors.append(str(exc))
+            status = TaskRun.Status.FAILED
+        except Exception as exc:
+            logger.exception("Exécution de la tâche %s interrompue", self.task.pk)
+            errors.append(f"Erreur inattendue : {exc!r}")
+            status = TaskRun.Status.FAILED
+        self.run.status = status
+        self.run.finished_at = timezone.now()
+        self.save_counts(errors)
+        return self.run
+
+    def save_counts(self, errors):
+        self.run.skipped = sum(self.skips.values())
+        self.run.skip_reasons = dict(self.skips)
+        self.run.errors = "\n".join(errors[:200])
+        self.run.save()
+
+    def recover_interrupted(self):
+        """Flag sends a dead run left half-done; never send them again blindly."""
+        cutoff = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["timeout"])
+        TaskRun.objects.filter(task=self.task, status=TaskRun.Status.RUNNING,
+                               started_at__lt=cutoff).update(
+            status=TaskRun.Status.FAILED, finished_at=timezone.now(),
+            errors="Exécution interrompue (processus arrêté) : voir les envois « à vérifier ».")
+        interrupted = Dispatch.objects.filter(task=self.task, status=Status.SENDING).exclude(
+            run__status=TaskRun.Status.RUNNING)
+        interrupted.update(
+            status=Status.NEEDS_REVIEW,
+            error="L'exécution s'est arrêtée pendant l'envoi : vérifiez si le message est parti "
+                  "avant de le confirmer ou d'autoriser un nouvel envoi.")
+
+    def process_page(self, gateway, mailer, page, errors):
+        items = self.plan(page)
+        for item in items:
+            if item.action == "skip":
+                self.skips[item.reason] += 1
+        active = [i for i in items if i.action != "skip"]
+        for start in range(0, len(active), RECHECK_CHUNK):
+            chunk = active[start:start + RECHECK_CHUNK]
+            gateway.attach_lines([i.candidate for i in chunk])
+            rendered = {}
+            for item in chunk:
+                try:
+                    rendered[id(item)] = self.render_pdf(item.candidate)
+                except rendering.RenderError as exc:
+                    rendered[id(item)] = exc
+            unpaid = gateway.still_unpaid([i.candidate.echeance.numero for i in chunk])
+            for item in chunk:
+                echeance = item.candidate.echeance
+                if echeance.numero not in unpaid:
+                    self.skips[SKIP_PAID] += 1
+                    continue
+                amount, received = unpaid[echeance.numero]
+                pdf = rendered[id(item)]
+                if (amount, received) != (echeance.amount, echeance.received):
+                    # A partial payment arrived since the selection: remind what is left.
+                    echeance.amount, echeance.received = amount, received
+                    try:
+                        pdf = self.render_pdf(item.candidate)
+                    except rendering.RenderError as exc:
+                        pdf = exc
+                self.handle(item, pdf, mailer, errors)
+
+    def claim(self, item):
+        """Take the échéance for this level, or return None if another run holds it."""
+        candidate = item.candidate
+        echeance = candidate.echeance
+        values = {
+            "task": self.task, "run": self.run, "status": Status.PENDING,
+            "doc_numero": echeance.doc_numero, "doc_piece": echeance.piece,
+            "pcf_code": candidate.tiers.code, "tiers_name": candidate.tiers.name[:200],
+            "due_date": echeance.due_date, "amount": echeance.amount, "remaining": echeance.remaining,
+        }
+        if item.retry_dispatch_id:
+            claimed = Dispatch.objects.filter(
+                pk=item.retry_dispatch_id, status__in=(Status.FAILED, Status.PENDING)
+            ).exclude(run=self.run).update(**values, error="")
+            return Dispatch.objects.get(pk=item.retry_dispatch_id) if claimed else None
+        try:
+            with transaction.atomic():
+                return Dispatch.objects.create(customer=self.customer, level=self.task.level,
+                                               ech_numero=echeance.numero, **values)
+        except IntegrityError:
+            return None
+
+    def handle(self, item, pdf, mailer, errors):
+        dispatch = self.claim(item)
+        if dispatch is None:
+            self.skips[SKIP_CLAIMED] += 1
+            return
+        label = item.candidate.echeance.piece or item.candidate.echeance.numero
+        if isinstance(pdf, Exception):
+            self.fail(dispatch, str(pdf), errors, label)
+            return
+        filename = rendering.pdf_filename(item.candidate)
+        store_pdf(dispatch, pdf)
+        if item.action == "divert":
+            self.divert(dispatch, item, pdf, filename, errors, label)
+        else:
+            self.send(dispatch, item, pdf, filename, mailer, errors, label)
+
+    def fail(self, dispatch, message, errors, label):
+        dispatch.status = Status.FAILED
+        dispatch.error = message
+        dispatch.save(update_fields=["status", "error", "attempts", "pdf", "pdf_sha256", "updated_at"])
+        self.run.failed += 1
+        errors.append(f"{label} : {message}")
+
+    def divert(self, dispatch, item, pdf, filename, errors, label):
+        try:
+            path = divert.divert(customer=self.customer, task=self.task, candidate=item.candidate,
+                                 pdf=pdf, filename=filename, reason=item.reason,
+                                 remaining=item.candidate.echeance.remaining)
+        except OSError as exc:
+            self.fail(dispatch, f"Réacheminement impossible : {exc}", errors, label)
+            return
+        dispatch.channel = Dispatch.Channel.POSTAL
+        dispatch.status = Status.DIVERTED
+        dispatch.divert_path = str(path)
+        dispatch.divert_reason = item.reason[:300]
+        dispatch.writeback_pending = True
+        dispatch.sent_at = timezone.now()
+        dispatch.save()
+        self.run.diverted += 1
+
+    def send(self, dispatch, item, pdf, filename, mailer, errors, label):
+        candidate = item.candidate
+        subject, body = self.message_text(candidate)
+        message = build_message(
+            from_email=self.customer.from_header, to=item.to, cc=item.cc, bcc=item.bcc,
+            reply_to=[self.customer.reply_to] if self.customer.reply_to else [],
+            subject=subject, body=body,
+            attachments=[(filename, pdf, "application/pdf"), *self.attachments()],
+            metadata={"dispatch_id": str(dispatch.pk), "customer": self.customer.slug},
+            tags=[f"niveau-{self.task.level}", self.customer.slug],
+        )
+        dispatch.channel = Dispatch.Channel.EMAIL
+        dispatch.status = Status.SENDING
+        dispatch.from_email = self.customer.from_header
+        dispatch.to, dispatch.cc, dispatch.bcc = "; ".join(item.to), "; ".join(item.cc), "; ".join(item.bcc)
+        dispatch.subject, dispatch.body = subject[:500], body
+        dispatch.message_id = message.extra_headers["Message-ID"]
+        dispatch.save()  # committed before the transport is called: the crash-safety point
+        try:
+            attempts, provider_id = mailer.send(message)
+        except SendError as exc:
+            dispatch.attempts += getattr(exc, "attempts", 1)
+            self.fail(dispatch, str(exc), errors, label)
+            return
+        dispatch.attempts += attempts
+        dispatch.status = Status.SENT
+        dispatch.provider_message_id = provider_id[:300]
+        dispatch.sent_at = timezone.now()
+        dispatch.writeback_pending = True
+        dispatch.save()
+        self.run.sent += 1
+
+    def flush_writebacks(self, gateway):
+        """Write every recorded send of this task that Gestimum does not know yet."""
+        task = self.task
+        enabled = task.writeback_action or task.writeback_nbrel or task.writeback_relances
+        while True:
+            batch = list(Dispatch.objects.filter(task=task, writeback_pending=True).order_by("pk")[:500])
+            if not batch:
+                return
+            if enabled:
+                gateway.write_back(
+                    [writeback_record(d) for d in batch], action=task.writeback_action,
+                    nbrel=task.writeback_nbrel, relances=task.writeback_relances,
+                )
+            Dispatch.objects.filter(pk__in=[d.pk for d in batch]).update(
+                writeback_pending=False, writeback_at=timezone.now())
+
+
+def writeback_record(dispatch):
+    emailed = dispatch.channel == Dispatch.Channel.EMAIL
+    if emailed:
+        summary = f"Relance niveau {dispatch.level} envoyée par e-mail : {dispatch.doc_piece}"
+        details = (f"Relance EasyRelance niveau {dispatch.level}\nÀ : {dispatch.to}\n"
+                   + (f"Cc : {dispatch.cc}\n" if dispatch.cc else "")
+                   + f"Objet : {dispatch.subject}\nReste dû : {money(dispatch.remaining)}\n"
+                   + f"Envoi n° {dispatch.pk}, Message-ID {dispatch.message_id}")
+    else:
+        summary = f"Relance niveau {dispatch.level} à envoyer par courrier : {dispatch.doc_piece}"
+        details = (f"Document réacheminé (pas d'envoi par e-mail) : {dispatch.divert_reason}\n"
+                   f"Fichier : {dispatch.divert_path}\nEnvoi n° {dispatch.pk}")
+    return WriteBack(
+        ech_numero=dispatch.ech_numero, doc_numero=dispatch.doc_numero, pcf_code=dispatch.pcf_code,
+        piece=dispatch.doc_piece, level=dispatch.level, emailed=emailed, summary=summary,
+        details=details, amount=dispatch.remaining or 0,
+        file_name=dispatch.divert_path or (dispatch.pdf.name if dispatch.pdf else ""),
+    )
+
+
+def store_pdf(dispatch, pdf):
+    """Keep the PDF as sent, content-addressed: an unchanged document is stored once."""
+    digest = hashlib.sha256(pdf).hexdigest()
+    name = f"dispatches/{digest[:2]}/{digest}.pdf"
+    if not default_storage.exists(name):
+        name = default_storage.save(name, ContentFile(pdf))
+    dispatch.pdf.name = name
+    dispatch.pdf_sha256 = digest
+
+
+def run_task(task_id, *, origin=TaskRun.Origin.COMMAND, today=None):
+    """Run one task now; return its TaskRun. Entry point of workers and commands."""
+    task = ReminderTask.objects.select_related("customer").get(pk=task_id)
+    return TaskRunner(task, today=today, origin=origin).execute()
+
+
+def preview_task(task, *, today=None, limit=200):
+    """What the task would send now. Nothing is sent, written or recorded."""
+    runner = TaskRunner(task, today=today)
+    try:
+        return runner.preview(limit=limit)
+    except SelectionError as exc:
+        raise TaskError(str(exc)) from exc
+
+
+def summarize(run):
+    """French one-paragraph summary of a run, for commands and notifications."""
+    lines = [
+        f"Tâche « {run.task.name} » (niveau {run.task.level}) — {run.get_status_display()}",
+        f"  échéances sélectionnées : {run.selected}",
+        f"  e-mails envoyés         : {run.sent}",
+        f"  documents réacheminés   : {run.diverted}",
+        f"  ignorées                : {run.skipped}",
+    ]
+    for reason, count in sorted(run.skip_reasons.items()):
+        lines.append(f"      - {reason} : {count}")
+    lines.append(f"  en échec                : {run.failed}")
+    if run.errors:
+        lines.append("  erreurs :")
+        lines.extend(f"      - {line}" for line in run.errors.splitlines()[:20])
+    return "\n".join(lines)

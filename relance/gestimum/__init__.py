@@ -1,0 +1,1 @@
+"""Everything that touches a customer's Gestimum database lives in this package."""
