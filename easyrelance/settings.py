@@ -129,7 +129,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -138,14 +138,14 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 
 # Documents that cannot be e-mailed are written below this root, one folder
 # per customer; a task's divert folder must stay inside it.
-DIVERT_ROOT = env.path("DIVERT_ROOT", default=VAR_DIR / "divert")
+DIVERT_ROOT = Path(env.str("DIVERT_ROOT", default=str(VAR_DIR / "divert")))
 # Existing invoice PDFs ("print model: archive") are only read below this root.
-ARCHIVE_ROOT = env.path("ARCHIVE_ROOT", default=VAR_DIR / "archive")
+ARCHIVE_ROOT = Path(env.str("ARCHIVE_ROOT", default=str(VAR_DIR / "archive")))
 
 # --- E-mail ---------------------------------------------------------------
 # EMAIL_BACKEND picks the transport: "smtp", "file" (demo: .eml files),
@@ -154,7 +154,7 @@ ARCHIVE_ROOT = env.path("ARCHIVE_ROOT", default=VAR_DIR / "archive")
 # in ANYMAIL_* variables, see README.
 _EMAIL_BACKENDS = {
     "smtp": "django.core.mail.backends.smtp.EmailBackend",
-    "file": "django.core.mail.backends.filebased.EmailBackend",
+    "file": "relance.mail_backends.EmlFileBackend",
     "console": "django.core.mail.backends.console.EmailBackend",
     "locmem": "django.core.mail.backends.locmem.EmailBackend",
 }
@@ -165,7 +165,7 @@ elif "." in _email_choice:
     EMAIL_BACKEND = _email_choice
 else:
     EMAIL_BACKEND = f"anymail.backends.{_email_choice}.EmailBackend"
-EMAIL_FILE_PATH = env.path("EMAIL_FILE_PATH", default=VAR_DIR / "sent-mail")
+EMAIL_FILE_PATH = Path(env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "sent-mail")))
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")

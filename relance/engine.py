@@ -24,7 +24,7 @@ from django.utils import timezone
 from . import addressing, divert, rendering, templating
 from .formatting import money
 from .gestimum.gateway import GestimumUnavailable, WriteBack, open_gateway
-from .gestimum.selection import Selection, SelectionError, CriterionSpec, split_codes
+from .gestimum.selection import CriterionSpec, Selection, SelectionError, split_codes
 from .mailer import Mailer, SendError, build_message
 from .models import Dispatch, ReminderTask, TaskRun
 
@@ -37,7 +37,7 @@ Status = Dispatch.Status
 RECHECK_CHUNK = 200
 
 SKIP_ALREADY_SENT = "déjà relancée à ce niveau"
-SKIP_PREVIOUS_LEVEL = "niveau précédent pas encore envoyé"
+SKIP_PREVIOUS_LEVEL = "niveau précédent non envoyé ou trop récent"
 SKIP_PAID = "réglée entre-temps (vérifiée juste avant l'envoi)"
 SKIP_REVIEW = "envoi interrompu à vérifier dans l'admin"
 SKIP_CLAIMED = "prise en charge par une autre exécution"
@@ -148,7 +148,9 @@ class TaskRunner:
             previous_ok = set(
                 Dispatch.objects.filter(customer=self.customer, level=self.task.level - 1,
                                         ech_numero__in=numbers,
-                                        status__in=Dispatch.PREVIOUS_LEVEL_DONE)
+                                        status__in=Dispatch.PREVIOUS_LEVEL_DONE,
+                                        sent_at__lte=timezone.now() - timedelta(
+                                            days=self.task.min_days_since_previous))
                 .values_list("ech_numero", flat=True)
             )
         items = []
@@ -310,7 +312,14 @@ class TaskRunner:
                         pdf = self.render_pdf(item.candidate)
                     except rendering.RenderError as exc:
                         pdf = exc
-                self.handle(item, pdf, mailer, errors)
+                try:
+                    self.handle(item, pdf, mailer, errors)
+                except Exception as exc:
+                    # One broken échéance must not stop the others; its Dispatch
+                    # stays claimed (pending or sending) and is looked at next run.
+                    logger.exception("Échéance %s : erreur inattendue", echeance.numero)
+                    self.run.failed += 1
+                    errors.append(f"{echeance.piece or echeance.numero} : erreur inattendue {exc!r}")
 
     def claim(self, item):
         """Take the échéance for this level, or return None if another run holds it."""

@@ -60,6 +60,10 @@ def build_message(*, from_email, to, subject, body, cc=(), bcc=(), reply_to=(), 
     return message
 
 
+def _text(value):
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
 def classify(exc):
     """Turn a transport exception into a SendError saying whether a retry makes sense."""
     try:
@@ -69,12 +73,10 @@ def classify(exc):
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in exc.recipients.values()]
         permanent = all(code >= 500 for code in codes)
-        detail = "; ".join(f"{addr} : {code} {msg.decode(errors='replace') if isinstance(msg, bytes) else msg}"
-                           for addr, (code, msg) in exc.recipients.items())
+        detail = "; ".join(f"{addr} : {code} {_text(msg)}" for addr, (code, msg) in exc.recipients.items())
         return SendError(f"Destinataire(s) refusé(s) par le serveur SMTP : {detail}", permanent=permanent)
     if isinstance(exc, smtplib.SMTPResponseException):
-        message = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else exc.smtp_error
-        return SendError(f"Le serveur SMTP a répondu {exc.smtp_code} : {message}",
+        return SendError(f"Le serveur SMTP a répondu {exc.smtp_code} : {_text(exc.smtp_error)}",
                          permanent=exc.smtp_code >= 500)
     if isinstance(exc, (smtplib.SMTPServerDisconnected, ConnectionError, socket.timeout, TimeoutError)):
         return SendError(f"Connexion au serveur d'envoi perdue : {exc}", permanent=False)

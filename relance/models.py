@@ -16,7 +16,7 @@ def validate_timezone(value):
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(f"Fuseau horaire inconnu : « {value} » (exemple : Europe/Paris).")
+        raise ValidationError(f"Fuseau horaire inconnu : « {value} » (exemple : Europe/Paris).") from None
 
 
 def validate_cron(value):
@@ -147,6 +147,10 @@ class ReminderTask(models.Model):
     require_previous_level = models.BooleanField(
         "exiger le niveau précédent", default=True,
         help_text="Pour un niveau N > 1, ne relancer que les échéances déjà relancées au niveau N−1.",
+    )
+    min_days_since_previous = models.PositiveSmallIntegerField(
+        "délai depuis le niveau précédent (jours)", default=10,
+        help_text="Pour un niveau N > 1 : nombre minimum de jours écoulés depuis l'envoi du niveau N−1.",
     )
     trigger = models.CharField("déclencheur", max_length=20, choices=Trigger.choices,
                                default=Trigger.DUE_DATE)

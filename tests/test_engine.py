@@ -1,8 +1,10 @@
 """A reminder task run end to end: Gestimum rows in, real SMTP messages out."""
 
 import csv
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from relance.engine import run_task
 from relance.gestimum import models as g
@@ -129,13 +131,17 @@ def test_level_two_waits_for_level_one(gestimum, smtp_server, make_task):
     gestimum.tiers("CL001")
     gestimum.invoice("CL001", piece="FA1", days_late=20)
     level1 = make_task(level=1, days=5)
-    level2 = make_task(level=2, days=15, subject_template="Deuxième relance {{ document_numero }}")
+    level2 = make_task(level=2, days=15, subject_template="Deuxième relance {{ document_numero }}",
+                       min_days_since_previous=7)
 
     first = run_task(level2.pk)
     run_task(level1.pk)
+    too_soon = run_task(level2.pk)
+    Dispatch.objects.filter(level=1).update(sent_at=timezone.now() - timedelta(days=7))
     second = run_task(level2.pk)
 
-    assert first.sent == 0 and first.skip_reasons == {"niveau précédent pas encore envoyé": 1}
+    assert first.sent == 0 and first.skip_reasons == {"niveau précédent non envoyé ou trop récent": 1}
+    assert too_soon.sent == 0
     assert second.sent == 1
     assert [m.message["Subject"] for m in smtp_server.messages] == [
         "Relance : facture FA1 échue le " + smtp_server.messages[0].message["Subject"][-10:],

@@ -21,8 +21,16 @@ from django.utils import timezone
 
 from . import numbering
 from .connection import gestimum_alias
-from .models import Action, Contact, DocumentLine, Echeance, Relance, RelanceEcheance, RelanceTiers
-from .models import Representative
+from .models import (
+    Action,
+    Contact,
+    DocumentLine,
+    Echeance,
+    Relance,
+    RelanceEcheance,
+    RelanceTiers,
+    Representative,
+)
 from .selection import (
     COLUMN_NAME_RE,
     TABLE_ANCHORS,
@@ -293,7 +301,8 @@ class Gateway:
             }
             self.queries += 1
         for candidate in candidates:
-            code = (candidate.document and candidate.document.representative) or candidate.tiers.representative
+            document_rep = candidate.document.representative if candidate.document else ""
+            code = document_rep or candidate.tiers.representative
             candidate.representative_email = self._representatives.get(code, "")
 
     def attach_lines(self, candidates):

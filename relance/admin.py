@@ -1,0 +1,505 @@
+"""The EasyRelance back-office: customers, reminder tasks, runs and sends.
+
+The admin stays thin: previews come from ``relance.engine.preview_task``,
+manual runs from ``relance.services.enqueue_run`` and column checks from the
+Gestimum gateway; those modules are imported when used so that a broken
+Gestimum driver never keeps the back-office from loading.
+"""
+
+import logging
+import os
+import zoneinfo
+
+from django.contrib import admin, messages
+from django.db.models import Count, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.forms.models import BaseInlineFormSet
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import content_disposition_header
+
+from .admin_forms import (
+    AddressSourceFormSet,
+    CriterionFormSet,
+    CustomerForm,
+    ReminderTaskForm,
+    mask_url,
+    variables_help_html,
+)
+from .formatting import date_fr, money
+from .models import (
+    AddressSource,
+    Criterion,
+    Customer,
+    Dispatch,
+    FixedAttachment,
+    InvoiceTemplate,
+    ReminderTask,
+    TaskRun,
+)
+
+logger = logging.getLogger(__name__)
+
+# Badge colours: a failed or partial run must stand out in a long list.
+STATUS_COLOURS = {
+    TaskRun.Status.SUCCEEDED: "#2e7d32", TaskRun.Status.PARTIAL: "#ef6c00",
+    TaskRun.Status.FAILED: "#c62828", TaskRun.Status.RUNNING: "#1565c0",
+    Dispatch.Status.SENT: "#2e7d32", Dispatch.Status.DELIVERED: "#2e7d32",
+    Dispatch.Status.DIVERTED: "#6a1b9a", Dispatch.Status.NEEDS_REVIEW: "#ef6c00",
+    Dispatch.Status.BOUNCED: "#c62828", Dispatch.Status.REJECTED: "#c62828",
+    Dispatch.Status.FAILED: "#c62828", Dispatch.Status.COMPLAINED: "#c62828",
+}
+ACTION_LABELS = {"email": "e-mail", "divert": "réacheminement (courrier)", "skip": "ignorée"}
+PREVIEW_MAX_ROWS = 500
+
+
+def badge(value, label):
+    if not value:
+        return "—"
+    colour = STATUS_COLOURS.get(value, "#616161")
+    return format_html(
+        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;'
+        'white-space:nowrap">{}</span>', colour, label,
+    )
+
+
+def format_duration(delta):
+    if delta is None:
+        return "—"
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {seconds:02d} s"
+    return f"{seconds} s"
+
+
+def _addresses(value):
+    return value if isinstance(value, str) else ", ".join(value or ())
+
+
+def _sample_headers(sample):
+    """Header lines of the sample message; empty optional headers are left out."""
+    if sample is None:
+        return []
+    headers = [("De", sample.from_email), ("Répondre à", _addresses(sample.reply_to)),
+               ("À", _addresses(sample.to)), ("Cc", _addresses(sample.cc)),
+               ("Cci", _addresses(sample.bcc))]
+    return [(label, value) for label, value in headers if value or label in ("De", "À")]
+
+
+def truncate(text, length=120):
+    text = " ".join((text or "").split())
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+# --- Customers ---------------------------------------------------------------------------------
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin):
+    form = CustomerForm
+    list_display = ["name", "slug", "active", "sender_address", "task_count"]
+    list_filter = ["active"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ("name",)}
+    readonly_fields = ["masked_gestimum_url", "sender_address", "created_at"]
+    fieldsets = [
+        ("Identité", {"fields": ["name", "slug", "active", "timezone", "created_at"]}),
+        ("Connexion Gestimum", {
+            "fields": ["masked_gestimum_url", "new_gestimum_url"],
+            "description": "Le mot de passe n'est jamais réaffiché. Pour changer la connexion, "
+                           "saisissez l'URL complète dans « nouvelle URL de connexion ».",
+        }),
+        ("Expéditeur", {"fields": ["sender_address", "own_sender_email", "own_domain_verified",
+                                   "sender_name", "reply_to", "notification_email"]}),
+        ("Mentions légales et facture", {"fields": ["signature", "address", "siret", "vat_number",
+                                                    "legal_form", "rcs", "phone", "iban"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(task_total=Count("tasks"))
+
+    @admin.display(description="connexion Gestimum actuelle")
+    def masked_gestimum_url(self, obj):
+        return mask_url(obj.gestimum_url) or "(aucune)"
+
+    @admin.display(description="adresse d'envoi effective")
+    def sender_address(self, obj):
+        return obj.sender_email if obj.slug else "—"
+
+    @admin.display(description="tâches", ordering="task_total")
+    def task_count(self, obj):
+        return obj.task_total
+
+
+@admin.register(InvoiceTemplate)
+class InvoiceTemplateAdmin(admin.ModelAdmin):
+    # Validation (syntax and a trial PDF) runs in InvoiceTemplate.clean.
+    list_display = ["name", "customer", "updated_at"]
+    list_filter = ["customer"]
+    search_fields = ["name", "customer__name"]
+    autocomplete_fields = ["customer"]
+
+
+# --- Reminder tasks -----------------------------------------------------------------------------
+
+
+class CriterionInline(admin.TabularInline):
+    model = Criterion
+    formset = CriterionFormSet
+    extra = 0
+
+
+class AddressSourceInline(admin.TabularInline):
+    model = AddressSource
+    formset = AddressSourceFormSet
+    extra = 0
+
+
+class FixedAttachmentInline(admin.TabularInline):
+    model = FixedAttachment
+    extra = 0
+
+
+class RecentRunFormSet(BaseInlineFormSet):
+    def get_queryset(self):
+        # Sliced here, not in the inline's get_queryset: the formset filters by task after that.
+        return super().get_queryset()[:10]
+
+
+class RecentRunInline(admin.TabularInline):
+    """The last runs of the task, read-only."""
+
+    model = TaskRun
+    verbose_name_plural = "dernières exécutions"
+    fields = ["started_at", "origin", "status_badge", "selected", "sent", "diverted", "skipped",
+              "failed", "short_errors"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+    formset = RecentRunFormSet
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="statut")
+    def status_badge(self, obj):
+        return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="erreurs")
+    def short_errors(self, obj):
+        return truncate(obj.errors) or "—"
+
+
+@admin.register(ReminderTask)
+class ReminderTaskAdmin(admin.ModelAdmin):
+    form = ReminderTaskForm
+    change_form_template = "admin/relance/remindertask/change_form.html"
+    list_display = ["name", "customer", "level", "active", "trigger_summary", "schedule",
+                    "last_run_status"]
+    list_filter = ["customer", "active", "level"]
+    list_select_related = ["customer"]
+    search_fields = ["name", "customer__name"]
+    autocomplete_fields = ["customer"]
+    inlines = [CriterionInline, AddressSourceInline, FixedAttachmentInline, RecentRunInline]
+    actions = ["preview", "run_now"]
+    fieldsets = [
+        ("Général", {"fields": ["customer", "name", "active", "level", "require_previous_level",
+                                "min_days_since_previous"]}),
+        ("Déclenchement et planification", {"fields": ["trigger", "days", "max_days", "schedule"]}),
+        ("Sélection", {
+            "fields": ["doc_stypes", "families", "subfamilies", "representatives", "payment_modes",
+                       "min_remaining", "tiers_include", "tiers_exclude"],
+            "description": "Critères supplémentaires sur n'importe quelle colonne Gestimum "
+                           "(champs personnalisés compris) : voir « critères » plus bas.",
+        }),
+        ("Message", {"fields": ["subject_template", "body_template"]}),
+        ("Impression", {"fields": ["print_model", "invoice_template", "archive_folder",
+                                   "archive_pattern"]}),
+        ("Réacheminement", {"fields": ["divert_folder"]}),
+        ("Écriture dans Gestimum", {"fields": ["writeback_action", "writeback_nbrel",
+                                               "writeback_relances"]}),
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        # Built per request: the variable list is HTML generated from templating.VARIABLES.
+        fieldsets = [(name, dict(options)) for name, options in super().get_fieldsets(request, obj)]
+        for name, options in fieldsets:
+            if name == "Message":
+                options["description"] = variables_help_html()
+        return fieldsets
+
+    def get_queryset(self, request):
+        last_run = TaskRun.objects.filter(task=OuterRef("pk")).order_by("-started_at")
+        return super().get_queryset(request).annotate(
+            last_status=Subquery(last_run.values("status")[:1])
+        )
+
+    @admin.display(description="déclenchement", ordering="days")
+    def trigger_summary(self, obj):
+        if obj.trigger == ReminderTask.Trigger.DUE_DATE and obj.days < 0:
+            return f"{-obj.days} j avant l'échéance"
+        return f"{obj.days} {obj.get_trigger_display()}"
+
+    @admin.display(description="dernière exécution", ordering="last_status")
+    def last_run_status(self, obj):
+        status = getattr(obj, "last_status", None)
+        if not status:
+            return "jamais"
+        return badge(status, TaskRun.Status(status).label)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        warnings = {getattr(formset, "gestimum_warning", "") for formset in formsets}
+        for warning in sorted(filter(None, warnings)):
+            messages.warning(request, warning)
+
+    # -- URLs: preview page and sample PDF --
+
+    def get_urls(self):
+        custom = [
+            path("<path:object_id>/apercu/", self.admin_site.admin_view(self.preview_view),
+                 name="relance_remindertask_preview"),
+            path("<path:object_id>/apercu.pdf", self.admin_site.admin_view(self.preview_pdf_view),
+                 name="relance_remindertask_preview_pdf"),
+        ]
+        return custom + super().get_urls()
+
+    def _task_or_404(self, request, object_id):
+        task = get_object_or_404(ReminderTask.objects.select_related("customer"), pk=object_id)
+        if not self.has_view_or_change_permission(request, task):
+            raise Http404("Tâche introuvable.")
+        return task
+
+    def preview_view(self, request, object_id):
+        return self._preview_response(request, self._task_or_404(request, object_id))
+
+    def preview_pdf_view(self, request, object_id):
+        task = self._task_or_404(request, object_id)
+        from .engine import TaskError, preview_task
+        from .gestimum.gateway import GestimumUnavailable
+
+        try:
+            preview = preview_task(task, limit=1)
+        except (TaskError, GestimumUnavailable) as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(reverse("admin:relance_remindertask_changelist"))
+        sample = preview.sample
+        if sample is None or not sample.pdf:
+            raise Http404("Aucun document à prévisualiser : la tâche ne sélectionne aucune échéance "
+                          "à envoyer aujourd'hui.")
+        response = HttpResponse(sample.pdf, content_type="application/pdf")
+        response["Content-Disposition"] = content_disposition_header(False, sample.pdf_filename
+                                                                     or "apercu.pdf")
+        return response
+
+    def _preview_response(self, request, task):
+        """Render what the task would send now. Never sends nor records anything."""
+        from .engine import TaskError, preview_task
+        from .gestimum.gateway import GestimumUnavailable
+
+        try:
+            preview = preview_task(task)
+        except (TaskError, GestimumUnavailable) as exc:
+            messages.error(request, f"Prévisualisation impossible de « {task.name} » : {exc}")
+            return HttpResponseRedirect(reverse("admin:relance_remindertask_changelist"))
+        items = list(preview.items)
+        today = timezone.localdate(timezone=zoneinfo.ZoneInfo(task.customer.timezone))
+        action_counts = {ACTION_LABELS.get(key, key): sum(1 for item in items if item.action == key)
+                         for key in ACTION_LABELS}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Prévisualisation : {task.name}",
+            "task": task,
+            "preview": preview,
+            "action_counts": action_counts,
+            "rows": [self._preview_row(item, today) for item in items[:PREVIEW_MAX_ROWS]],
+            # The engine plans a first page only; more may be selected than listed.
+            "truncated": max(len(items), preview.selected or 0) > min(len(items), PREVIEW_MAX_ROWS),
+            "sample": preview.sample,
+            "sample_headers": _sample_headers(preview.sample),
+            "pdf_url": reverse("admin:relance_remindertask_preview_pdf", args=[task.pk]),
+        }
+        return TemplateResponse(request, "admin/relance/remindertask/preview.html", context)
+
+    @staticmethod
+    def _preview_row(item, today):
+        candidate = item.candidate
+        echeance = candidate.echeance
+        piece = (candidate.document.piece if candidate.document else "") or echeance.piece
+        recipients = [f"{label} : {', '.join(addresses)}"
+                      for label, addresses in (("À", item.to), ("Cc", item.cc), ("Cci", item.bcc))
+                      if addresses]
+        return {
+            "piece": piece,
+            "tiers": f"{candidate.tiers.name} ({candidate.tiers.code})",
+            "due_date": date_fr(echeance.due_date),
+            "remaining": money(echeance.remaining),
+            "days_late": (today - echeance.due_date).days if echeance.due_date else "",
+            "action": item.action,
+            "action_label": ACTION_LABELS.get(item.action, item.action),
+            "recipients": " · ".join(recipients),
+            "reason": item.reason,
+        }
+
+    # -- Actions --
+
+    @admin.action(description="Prévisualiser (sans rien envoyer)")
+    def preview(self, request, queryset):
+        if queryset.count() != 1:
+            messages.error(request, "Sélectionnez exactement une tâche à prévisualiser.")
+            return None
+        return self._preview_response(request, queryset.select_related("customer").get())
+
+    @admin.action(description="Exécuter maintenant")
+    def run_now(self, request, queryset):
+        from .services import enqueue_run
+
+        for task in queryset:
+            try:
+                enqueue_run(task, origin="manual")
+            except Exception as exc:  # the queue being down must not hide the other tasks
+                logger.exception("Mise en file d'attente impossible pour la tâche %s", task.pk)
+                messages.error(request, f"La tâche « {task.name} » n'a pas pu être mise en file "
+                                        f"d'attente : {exc}")
+            else:
+                messages.success(request, f"La tâche « {task.name} » a été mise en file d'attente.")
+
+
+# --- Runs and sends (read-only records) -----------------------------------------------------------
+
+
+@admin.register(TaskRun)
+class TaskRunAdmin(admin.ModelAdmin):
+    list_display = ["task", "origin", "status_badge", "started_at", "duration_display", "selected",
+                    "sent", "diverted", "skipped", "failed"]
+    list_filter = ["status", "origin", ("task__customer", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["task__customer"]
+    search_fields = ["task__name", "task__customer__name", "errors"]
+    date_hierarchy = "started_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="statut", ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="durée")
+    def duration_display(self, obj):
+        return format_duration(obj.duration)
+
+
+@admin.register(Dispatch)
+class DispatchAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "customer", "doc_piece", "tiers_name", "level", "channel",
+                    "status_badge", "to", "pdf_link"]
+    list_filter = ["status", "channel", "level", "customer"]
+    list_select_related = ["customer"]
+    search_fields = ["doc_piece", "pcf_code", "tiers_name", "to", "message_id"]
+    date_hierarchy = "created_at"
+    actions = ["confirm_sent", "allow_resend"]
+    readonly_fields = ["pdf_link"]
+    fieldsets = [
+        ("Relance", {"fields": ["customer", "task", "run", "level", "channel", "status", "attempts",
+                                "error"]}),
+        ("Gestimum", {"fields": ["ech_numero", "doc_numero", "doc_piece", "pcf_code", "tiers_name",
+                                 "due_date", "amount", "remaining", "writeback_pending",
+                                 "writeback_at"]}),
+        ("Message", {"fields": ["from_email", "to", "cc", "bcc", "subject", "body", "message_id",
+                                "provider_message_id", "pdf_link", "pdf_sha256"]}),
+        ("Réacheminement", {"fields": ["divert_path", "divert_reason"]}),
+        ("Dates", {"fields": ["created_at", "sent_at", "updated_at"]}),
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # A send record is proof: its page is view-only. Change permission on the
+        # list only, so that the two review actions below are offered.
+        if obj is not None:
+            return False
+        return super().has_change_permission(request)
+
+    @admin.display(description="statut", ordering="status")
+    def status_badge(self, obj):
+        return badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="PDF")
+    def pdf_link(self, obj):
+        if not obj.pdf:
+            return "—"
+        url = reverse("admin:relance_dispatch_pdf", args=[obj.pk])
+        return format_html('<a href="{}">Télécharger</a>', url)
+
+    def get_urls(self):
+        custom = [path("<path:object_id>/pdf/", self.admin_site.admin_view(self.pdf_view),
+                       name="relance_dispatch_pdf")]
+        return custom + super().get_urls()
+
+    def pdf_view(self, request, object_id):
+        # Served through the admin, never from MEDIA_URL: invoices are not public files.
+        dispatch = get_object_or_404(Dispatch, pk=object_id)
+        if not self.has_view_permission(request, dispatch):
+            raise Http404("Envoi introuvable.")
+        if not dispatch.pdf:
+            raise Http404("Aucun PDF n'est enregistré pour cet envoi.")
+        try:
+            handle = dispatch.pdf.open("rb")
+        except FileNotFoundError:
+            raise Http404("Le fichier PDF de cet envoi est introuvable sur le serveur.") from None
+        return FileResponse(handle, content_type="application/pdf",
+                            filename=os.path.basename(dispatch.pdf.name))
+
+    @admin.action(description="Confirmer comme envoyé (ne pas renvoyer)", permissions=["change"])
+    def confirm_sent(self, request, queryset):
+        # In one UPDATE: sent_at takes the time of the interrupted attempt (updated_at's old value).
+        count = queryset.filter(status=Dispatch.Status.NEEDS_REVIEW).update(
+            status=Dispatch.Status.SENT, sent_at=Coalesce("sent_at", "updated_at"),
+            updated_at=timezone.now(),
+        )
+        self._report(request, queryset, count, "confirmé(s) comme envoyé(s)")
+
+    @admin.action(description="Autoriser un nouvel envoi (le prochain passage renverra)",
+                  permissions=["change"])
+    def allow_resend(self, request, queryset):
+        count = queryset.filter(status=Dispatch.Status.NEEDS_REVIEW).update(
+            status=Dispatch.Status.FAILED, updated_at=timezone.now(),
+        )
+        self._report(request, queryset, count, "remis en échec : la prochaine exécution de la tâche "
+                                               "les renverra")
+
+    @staticmethod
+    def _report(request, queryset, count, what):
+        messages.success(request, f"{count} envoi(s) {what}.")
+        ignored = queryset.count() - count
+        if ignored > 0:
+            messages.warning(request, f"{ignored} envoi(s) ignoré(s) : seuls les envois « à vérifier "
+                                      "(envoi interrompu) » sont concernés.")
