@@ -482,7 +482,7 @@ class DispatchAdmin(admin.ModelAdmin):
     def confirm_sent(self, request, queryset):
         # In one UPDATE: sent_at takes the time of the interrupted attempt (updated_at's old value).
         count = queryset.filter(status=Dispatch.Status.NEEDS_REVIEW).update(
-            status=Dispatch.Status.SENT, sent_at=Coalesce("sent_at", "updated_at"),
+            status=Dispatch.Status.SENT, sent_at=Coalesce("sent_at", "updated_at"), writeback_pending=True,
             updated_at=timezone.now(),
         )
         self._report(request, queryset, count, "confirmé(s) comme envoyé(s)")

@@ -25,6 +25,19 @@ from relance.gestimum.connection import gestimum_alias
 PARIS = timezone.get_default_timezone()
 
 
+# Several developers (and CI) may run the suite at once against one PostgreSQL
+# server: outside CI each run gets its own test database names.
+RUN_SUFFIX = "" if os.environ.get("CI") else f"p{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    from pytest_django.fixtures import _set_suffix_to_test_databases
+
+    if RUN_SUFFIX:
+        _set_suffix_to_test_databases(suffix=RUN_SUFFIX)
+
+
 # -- Gestimum database ----------------------------------------------------------------
 
 def _postgres_gestimum_url():
@@ -32,7 +45,7 @@ def _postgres_gestimum_url():
     if default["ENGINE"] != "django.db.backends.postgresql":
         return None
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"easyrelance_test_gestimum_{worker}"
+    name = f"easyrelance_test_gestimum_{worker}{RUN_SUFFIX}"
     user = default.get("USER") or "postgres"
     password = f":{default['PASSWORD']}" if default.get("PASSWORD") else ""
     host = default.get("HOST") or "127.0.0.1"
