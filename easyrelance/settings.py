@@ -115,6 +115,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DATABASE_ROUTERS = ["relance.gestimum.router.GestimumRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The portal logs customers in by e-mail; ModelBackend keeps the admin's user-name login.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "portal.backends.EmailBackend",
+]
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:dashboard"
+# Portal login throttling (portal/throttle.py) counts failures in the default cache; Django's
+# default LocMem cache is per process, so production should configure a shared cache (Redis).
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -153,7 +163,8 @@ ARCHIVE_ROOT = Path(env.str("ARCHIVE_ROOT", default=str(VAR_DIR / "archive")))
 # "amazon_ses", "postmark", "mailgun", "sendgrid", ...). ESP credentials go
 # in ANYMAIL_* variables, see README.
 _EMAIL_BACKENDS = {
-    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    # Django's SMTP backend, plus a signed VERP envelope sender per message (bounces).
+    "smtp": "relance.mail_backends.VerpSMTPBackend",
     "file": "relance.mail_backends.EmlFileBackend",
     "console": "django.core.mail.backends.console.EmailBackend",
     "locmem": "django.core.mail.backends.locmem.EmailBackend",
@@ -182,6 +193,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="EasyRelance <noreply
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Customers send from <slug>@PLATFORM_MAIL_DOMAIN until their own domain's SPF is verified.
 PLATFORM_MAIL_DOMAIN = env.str("PLATFORM_MAIL_DOMAIN", default="e-doc-erp.fr")
+# Plain SMTP sends use bounce+<signed id>@BOUNCE_DOMAIN as envelope sender; its
+# mailbox is read by "manage.py fetch_bounces" (see README, "Suivi de délivrance").
+BOUNCE_DOMAIN = env.str("BOUNCE_DOMAIN", default=f"bounce.{PLATFORM_MAIL_DOMAIN}")
 # Temporary send failures (4xx, connection) are retried this many times, waiting
 # SEND_RETRY_BASE_DELAY * 4**attempt seconds between tries.
 SEND_RETRY_ATTEMPTS = env.int("SEND_RETRY_ATTEMPTS", default=3)
@@ -210,7 +224,10 @@ RECOVERY_INDEMNITY = Decimal(env.str("RECOVERY_INDEMNITY", default="40.00"))
 
 # --- django-q2 ------------------------------------------------------------
 Q_CLUSTER = {
-    "name": env.str("Q_CLUSTER_NAME", default="easyrelance"),
+    # One shared name for every cluster (they read each other's queue payloads);
+    # an on-premise worker picks its own cluster with Q_CLUSTER_NAME, which
+    # django-q2 reads itself.
+    "name": "easyrelance",
     "workers": env.int("Q_WORKERS", default=2),
     # A run of a large task may take long: never kill it half-way. "retry"
     # must stay above "timeout" or django-q hands the task to a second worker.

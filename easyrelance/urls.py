@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 admin.site.site_header = "EasyRelance — administration"
 admin.site.site_title = "EasyRelance"
@@ -7,4 +7,9 @@ admin.site.index_title = "Back-office"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Providers' delivery webhooks: /anymail/<esp>/tracking/, basic auth ANYMAIL_WEBHOOK_SECRET.
+    path("anymail/", include("anymail.urls")),
+    path("facturation/", include("billing.urls")),
+    # Customer portal at the site root (dashboard at "/"); keep it last so it never shadows the others.
+    path("", include("portal.urls")),
 ]

@@ -26,11 +26,14 @@ class Recipients:
     cc: list[str] = field(default_factory=list)
     bcc: list[str] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
+    suppressed: list[str] = field(default_factory=list)
 
     @property
     def divert_reason(self):
         if self.to:
             return ""
+        if self.suppressed:
+            return "Adresse en échec définitif (rejet) : " + ", ".join(self.suppressed)
         if self.invalid:
             return "Adresse e-mail invalide : " + ", ".join(self.invalid)
         return "Aucune adresse e-mail"
@@ -82,10 +85,12 @@ def resolve(sources, candidate, *, suppressed=frozenset()):
     for source in to_sources:
         valid, invalid = _addresses(source, candidate)
         result.invalid.extend(invalid)
+        result.suppressed.extend(a for a in valid if a.lower() in suppressed)
         valid = [a for a in valid if a.lower() not in suppressed]
         if valid:
             result.to = valid
             result.invalid = []
+            result.suppressed = []
             break
     if not result.to:
         return result

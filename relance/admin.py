@@ -35,10 +35,12 @@ from .models import (
     AddressSource,
     Criterion,
     Customer,
+    DeliveryEvent,
     Dispatch,
     FixedAttachment,
     InvoiceTemplate,
     ReminderTask,
+    SuppressedAddress,
     TaskRun,
 )
 
@@ -112,6 +114,7 @@ class CustomerAdmin(admin.ModelAdmin):
     readonly_fields = ["masked_gestimum_url", "sender_address", "created_at"]
     fieldsets = [
         ("Identité", {"fields": ["name", "slug", "active", "timezone", "created_at"]}),
+        ("Worker", {"fields": ["worker_cluster"]}),
         ("Connexion Gestimum", {
             "fields": ["masked_gestimum_url", "new_gestimum_url"],
             "description": "Le mot de passe n'est jamais réaffiché. Pour changer la connexion, "
@@ -179,8 +182,8 @@ class RecentRunInline(admin.TabularInline):
 
     model = TaskRun
     verbose_name_plural = "dernières exécutions"
-    fields = ["started_at", "origin", "status_badge", "selected", "sent", "diverted", "skipped",
-              "failed", "short_errors"]
+    fields = ["started_at", "origin", "status_badge", "duration_display", "selected", "sent",
+              "diverted", "skipped", "failed", "short_errors"]
     readonly_fields = fields
     extra = 0
     max_num = 0
@@ -202,6 +205,10 @@ class RecentRunInline(admin.TabularInline):
     def status_badge(self, obj):
         return badge(obj.status, obj.get_status_display())
 
+    @admin.display(description="durée")
+    def duration_display(self, obj):
+        return format_duration(obj.duration)
+
     @admin.display(description="erreurs")
     def short_errors(self, obj):
         return truncate(obj.errors) or "—"
@@ -212,7 +219,8 @@ class ReminderTaskAdmin(admin.ModelAdmin):
     form = ReminderTaskForm
     change_form_template = "admin/relance/remindertask/change_form.html"
     list_display = ["name", "customer", "level", "active", "trigger_summary", "schedule",
-                    "last_run_status"]
+                    "next_run_at", "last_run_at", "last_run_status"]
+    readonly_fields = ["next_run_at", "last_run_at"]
     list_filter = ["customer", "active", "level"]
     list_select_related = ["customer"]
     search_fields = ["name", "customer__name"]
@@ -223,6 +231,12 @@ class ReminderTaskAdmin(admin.ModelAdmin):
         ("Général", {"fields": ["customer", "name", "active", "level", "require_previous_level",
                                 "min_days_since_previous"]}),
         ("Déclenchement et planification", {"fields": ["trigger", "days", "max_days", "schedule"]}),
+        ("Calendrier et rattrapage", {
+            "fields": ["skip_weekends", "skip_holidays", "alsace_moselle", "skipped_day_rule",
+                       "grace_hours", "next_run_at", "last_run_at"],
+            "description": "Heures locales du client, changements d'heure compris. Un jour exclu "
+                           "(week-end, férié) est reporté au jour ouvré suivant ou sauté.",
+        }),
         ("Sélection", {
             "fields": ["doc_stypes", "families", "subfamilies", "representatives", "payment_modes",
                        "min_remaining", "tiers_include", "tiers_exclude"],
@@ -413,8 +427,25 @@ class TaskRunAdmin(admin.ModelAdmin):
         return format_duration(obj.duration)
 
 
+class DeliveryEventInline(admin.TabularInline):
+    """The delivery timeline of a send: provider webhooks and returned bounces, read-only."""
+
+    model = DeliveryEvent
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ["occurred_at", "kind", "bounce_type", "recipient", "reason",
+                                "provider", "notice_sent_at", "gestimum_written_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Dispatch)
 class DispatchAdmin(admin.ModelAdmin):
+    inlines = [DeliveryEventInline]
     list_display = ["created_at", "customer", "doc_piece", "tiers_name", "level", "channel",
                     "status_badge", "to", "pdf_link"]
     list_filter = ["status", "channel", "level", "customer"]
@@ -503,3 +534,16 @@ class DispatchAdmin(admin.ModelAdmin):
         if ignored > 0:
             messages.warning(request, f"{ignored} envoi(s) ignoré(s) : seuls les envois « à vérifier "
                                       "(envoi interrompu) » sont concernés.")
+
+
+@admin.register(SuppressedAddress)
+class SuppressedAddressAdmin(admin.ModelAdmin):
+    """Addresses no longer mailed after a hard bounce. Deleting one lets the engine use it again."""
+
+    list_display = ["address", "customer", "created_at", "reason"]
+    list_filter = ["customer"]
+    search_fields = ["address", "reason"]
+    list_select_related = ["customer"]
+    fields = ["customer", "address", "reason", "dispatch", "created_at"]
+    readonly_fields = ["dispatch", "created_at"]
+    raw_id_fields = ["customer"]

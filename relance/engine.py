@@ -10,6 +10,7 @@ sending again.
 import hashlib
 import logging
 import mimetypes
+import re
 import zoneinfo
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import addressing, divert, rendering, templating
+from . import addressing, divert, dsn, rendering, scheduling, templating, tracking
 from .formatting import money
 from .gestimum.gateway import GestimumUnavailable, WriteBack, open_gateway
 from .gestimum.selection import CriterionSpec, Selection, SelectionError, split_codes
@@ -33,8 +34,18 @@ logger = logging.getLogger(__name__)
 Status = Dispatch.Status
 
 # Échéances are re-checked in Gestimum in groups of this size, right after
-# their PDFs are rendered and right before they are sent.
-RECHECK_CHUNK = 200
+# their PDFs are rendered and right before they are sent. One group per page
+# (GESTIMUM PAGE_SIZE, 1,000) keeps a run within its budget of Gestimum
+# statements (bench/README.md): one read of lines and one re-check per page.
+RECHECK_CHUNK = 1000
+# Sends are written back to Gestimum in batches of this size: one ACTIONS insert
+# and one ECHEANCES update per page.
+WRITEBACK_BATCH = 1000
+
+# A print model using these variables prints something that changes every day:
+# its PDFs are not reused from one day to the next (comments do not count).
+DATED_VARIABLES = re.compile(r"\b(today|days_overdue|reminders_sent)\b")
+TEMPLATE_COMMENTS = re.compile(r"{%\s*comment\s*%}.*?{%\s*endcomment\s*%}|{#.*?#}", re.DOTALL)
 
 SKIP_ALREADY_SENT = "déjà relancée à ce niveau"
 SKIP_PREVIOUS_LEVEL = "niveau précédent non envoyé ou trop récent"
@@ -131,6 +142,10 @@ class TaskRunner:
         self.skips = Counter()
         self._attachments = None
         self._pdf_cache = {}
+        self.gestimum_queries = None  # Gateway.queries at the end of a run
+        self._print_identity = None  # what every PDF of this run shares, for pdf_data_hash
+        # Hard-bounced addresses, loaded once: items whose only address is here are diverted.
+        self.suppressed = tracking.suppressed_addresses(self.customer)
 
     # -- planning (shared by runs and previews) --------------------------------------
     def plan(self, candidates):
@@ -169,7 +184,7 @@ class TaskRunner:
             if previous_ok is not None and numero not in previous_ok:
                 items.append(PlannedItem(candidate, "skip", SKIP_PREVIOUS_LEVEL))
                 continue
-            recipients = addressing.resolve(self.sources, candidate)
+            recipients = addressing.resolve(self.sources, candidate, suppressed=self.suppressed)
             action = "email" if recipients.to else "divert"
             items.append(PlannedItem(candidate, action, recipients.divert_reason, recipients, retry_id))
         return items
@@ -193,6 +208,53 @@ class TaskRunner:
                 task=self.task, customer=self.customer, candidate=candidate, today=self.today
             )
         return self._pdf_cache[key]
+
+    def pdf_data_hash(self, candidate):
+        """Fingerprint of everything the PDF prints: same fingerprint, same PDF (level-2 reuse).
+
+        Empty for archived PDFs, which are read, not rendered. Covers the document,
+        the tiers, the échéance as it stands (a partial payment changes the remaining
+        printed), the sender's details, the print model and the late-payment figures.
+        """
+        if self.task.print_model == "archive":
+            return ""
+        if self._print_identity is None:
+            template = self.task.invoice_template
+            source = (template.html + (template.css or "")) if template else getattr(
+                rendering._default_template(), "source", rendering.DEFAULT_INVOICE_TEMPLATE)
+            customer = [str(f.value_from_object(self.customer)) for f in self.customer._meta.concrete_fields]
+            # A model printing the date of the day or the reminder count changes daily.
+            dated = DATED_VARIABLES.search(TEMPLATE_COMMENTS.sub("", source)) is not None
+            self._print_identity = (repr((source, customer, settings.LATE_PAYMENT_ECB_RATE,
+                                          settings.LATE_PAYMENT_MARGIN_POINTS,
+                                          settings.RECOVERY_INDEMNITY, self.today if dated else None)),
+                                    dated)
+        identity, dated = self._print_identity
+        ech = candidate.echeance
+        printed = (identity, candidate.document_data_key, repr(candidate.document),
+                   repr(candidate.tiers), ech.numero, ech.doc_numero, ech.piece, ech.pcf_code, ech.label,
+                   ech.issued, ech.due_date, ech.payment_mode, ech.amount, ech.received,
+                   ech.reminders_sent if dated else None)
+        return hashlib.sha256(repr(printed).encode()).hexdigest()
+
+    def reusable_pdfs(self, hashes):
+        """{fingerprint: stored PDF name} of identical documents already sent (one query)."""
+        wanted = {h for h in hashes if h}
+        if not wanted:
+            return {}
+        return dict(Dispatch.objects.filter(customer=self.customer, pdf_data_hash__in=wanted)
+                    .exclude(pdf="").values_list("pdf_data_hash", "pdf"))
+
+    def pdf_for(self, candidate, data_hash, stored):
+        """The PDF stored for an identical document if there is one, else a fresh render."""
+        name = stored.get(data_hash) if data_hash else None
+        if name:
+            try:
+                with default_storage.open(name, "rb") as handle:
+                    return handle.read()
+            except OSError:
+                logger.warning("PDF %s introuvable : le document est imprimé à nouveau", name)
+        return self.render_pdf(candidate)
 
     def message_text(self, candidate):
         context = templating.build_context(customer=self.customer, task=self.task,
@@ -238,10 +300,24 @@ class TaskRunner:
 
     # -- a real run --------------------------------------------------------------------
     def execute(self):
+        # One run per task at a time, whoever fires it (scheduler, admin, command, another
+        # machine): the claim is a conditional UPDATE that lets exactly one contender in.
+        claim = scheduling.claim_task(self.task)
+        if claim is None:
+            raise scheduling.TaskAlreadyRunning(
+                f"Tâche « {self.task.name} » déjà en cours d'exécution : rien n'a été lancé.")
+        try:
+            return self._execute_claimed()
+        finally:
+            scheduling.release_task(self.task, claim)
+
+    def _execute_claimed(self):
         self.run = TaskRun.objects.create(task=self.task, origin=self.origin)
         errors = []
         try:
             self.recover_interrupted()
+            # Bounces whose Gestimum action or notice failed earlier (server down) are retried.
+            tracking.complete_pending_bounces(customer=self.customer)
             with open_gateway(self.customer) as gateway, Mailer() as mailer:
                 self.flush_writebacks(gateway)
                 for page in gateway.candidate_pages(self.selection, today=self.today):
@@ -249,6 +325,7 @@ class TaskRunner:
                     self.process_page(gateway, mailer, page, errors)
                     self.flush_writebacks(gateway)
                     self.save_counts(errors)
+                self.gestimum_queries = gateway.queries  # for benchmarks and run reports
             status = TaskRun.Status.PARTIAL if self.run.failed else TaskRun.Status.SUCCEEDED
         except (GestimumUnavailable, SelectionError, TaskError) as exc:
             errors.append(str(exc))
@@ -292,9 +369,11 @@ class TaskRunner:
             chunk = active[start:start + RECHECK_CHUNK]
             gateway.attach_lines([i.candidate for i in chunk])
             rendered = {}
+            hashes = {id(item): self.pdf_data_hash(item.candidate) for item in chunk}
+            stored = self.reusable_pdfs(hashes.values())
             for item in chunk:
                 try:
-                    rendered[id(item)] = self.render_pdf(item.candidate)
+                    rendered[id(item)] = self.pdf_for(item.candidate, hashes[id(item)], stored)
                 except rendering.RenderError as exc:
                     rendered[id(item)] = exc
             unpaid = gateway.still_unpaid([i.candidate.echeance.numero for i in chunk])
@@ -354,6 +433,7 @@ class TaskRunner:
             return
         filename = rendering.pdf_filename(item.candidate)
         store_pdf(dispatch, pdf)
+        dispatch.pdf_data_hash = self.pdf_data_hash(item.candidate)
         if item.action == "divert":
             self.divert(dispatch, item, pdf, filename, errors, label)
         else:
@@ -362,7 +442,8 @@ class TaskRunner:
     def fail(self, dispatch, message, errors, label):
         dispatch.status = Status.FAILED
         dispatch.error = message
-        dispatch.save(update_fields=["status", "error", "attempts", "pdf", "pdf_sha256", "updated_at"])
+        dispatch.save(update_fields=["status", "error", "attempts", "pdf", "pdf_sha256",
+                                    "pdf_data_hash", "updated_at"])
         self.run.failed += 1
         errors.append(f"{label} : {message}")
 
@@ -393,6 +474,7 @@ class TaskRunner:
             attachments=[(filename, pdf, "application/pdf"), *self.attachments()],
             metadata={"dispatch_id": str(dispatch.pk), "customer": self.customer.slug},
             tags=[f"niveau-{self.task.level}", self.customer.slug],
+            return_path=dsn.verp_address(dispatch.pk),
         )
         dispatch.channel = Dispatch.Channel.EMAIL
         dispatch.status = Status.SENDING
@@ -413,6 +495,8 @@ class TaskRunner:
         dispatch.sent_at = timezone.now()
         dispatch.writeback_pending = True
         dispatch.save()
+        # A fast provider's webhook may have arrived before the save above.
+        tracking.advance_status(dispatch)
         self.run.sent += 1
 
     def flush_writebacks(self, gateway):
@@ -420,7 +504,8 @@ class TaskRunner:
         task = self.task
         enabled = task.writeback_action or task.writeback_nbrel or task.writeback_relances
         while True:
-            batch = list(Dispatch.objects.filter(task=task, writeback_pending=True).order_by("pk")[:500])
+            pending = Dispatch.objects.filter(task=task, writeback_pending=True).order_by("pk")
+            batch = list(pending[:WRITEBACK_BATCH])
             if not batch:
                 return
             if enabled:

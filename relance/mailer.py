@@ -47,8 +47,13 @@ def new_message_id():
 
 
 def build_message(*, from_email, to, subject, body, cc=(), bcc=(), reply_to=(), attachments=(),
-                  message_id=None, metadata=None, tags=()):
-    """An EmailMessage; metadata and tags reach the provider through anymail."""
+                  message_id=None, metadata=None, tags=(), return_path=None):
+    """An EmailMessage; metadata and tags reach the provider through anymail.
+
+    ``return_path``: envelope sender for plain SMTP (signed VERP address, see
+    relance.dsn); used by relance.mail_backends.VerpSMTPBackend, ignored by
+    providers, which report bounces through their webhooks.
+    """
     headers = {"Message-ID": message_id or new_message_id()}
     message = EmailMessage(subject=subject, body=body, from_email=from_email, to=list(to),
                            cc=list(cc), bcc=list(bcc), reply_to=list(reply_to), headers=headers)
@@ -57,6 +62,7 @@ def build_message(*, from_email, to, subject, body, cc=(), bcc=(), reply_to=(), 
     # Ignored by the SMTP backend; anymail sends them as the provider's metadata/tags.
     message.metadata = dict(metadata or {})
     message.tags = list(tags)
+    message.return_path = return_path
     return message
 
 

@@ -71,6 +71,13 @@ class Customer(models.Model):
     phone = models.CharField("téléphone", max_length=30, blank=True)
     iban = models.CharField("IBAN", max_length=40, blank=True)
     created_at = models.DateTimeField("créé le", auto_now_add=True)
+    # Scheduling: empty = the central cluster, which must reach the customer's Gestimum.
+    worker_cluster = models.CharField(
+        "worker sur site (nom du cluster)", max_length=100, blank=True,
+        help_text="Vide : les tâches tournent sur le serveur central. Sinon, nom du cluster "
+        "django-q2 (Q_CLUSTER_NAME) du worker installé chez le client : ses tâches ne tournent "
+        "que là.",
+    )
 
     class Meta:
         verbose_name = "client"
@@ -136,6 +143,10 @@ class ReminderTask(models.Model):
     class PrintModel(models.TextChoices):
         TEMPLATE = "template", "modèle HTML (rendu PDF)"
         ARCHIVE = "archive", "PDF existant dans un dossier d'archive"
+
+    class SkippedDayRule(models.TextChoices):
+        POSTPONE = "postpone", "reporter au jour ouvré suivant"
+        SKIP = "skip", "ne pas exécuter"
 
     customer = models.ForeignKey(Customer, models.CASCADE, related_name="tasks", verbose_name="client")
     name = models.CharField("nom", max_length=120)
@@ -219,6 +230,27 @@ class ReminderTask(models.Model):
         "écrire une relance Gestimum (RELANCES, REL_ECH, REL_TIERS)", default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Business calendar and catch-up (see relance/scheduling.py).
+    skip_weekends = models.BooleanField("pas le week-end", default=False)
+    skip_holidays = models.BooleanField("pas les jours fériés (France)", default=False)
+    alsace_moselle = models.BooleanField(
+        "jours fériés d'Alsace-Moselle", default=False,
+        help_text="Ajoute le Vendredi saint et le 26 décembre aux jours fériés.",
+    )
+    skipped_day_rule = models.CharField(
+        "si le jour est exclu", max_length=10, choices=SkippedDayRule.choices,
+        default=SkippedDayRule.POSTPONE, blank=True, help_text="Vide : reporter.",
+    )
+    grace_hours = models.PositiveSmallIntegerField(
+        "rattrapage (heures)", null=True, blank=True,
+        help_text="Après une panne, une exécution manquée est faite une seule fois si le retard "
+        "ne dépasse pas ce nombre d'heures. Vide : jusqu'à la fin du jour prévu.",
+    )
+    next_run_at = models.DateTimeField("prochaine exécution", null=True, blank=True, editable=False)
+    last_run_at = models.DateTimeField("dernier lancement", null=True, blank=True, editable=False)
+    # Set by the run that holds the task; expires with the worker timeout so a
+    # crashed worker does not block the task forever.
+    claimed_until = models.DateTimeField("réservée jusqu'au", null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = "tâche de relance"
@@ -490,6 +522,9 @@ class Dispatch(models.Model):
     created_at = models.DateTimeField("créé le", default=timezone.now, db_index=True)
     sent_at = models.DateTimeField("envoyé le", null=True, blank=True)
     updated_at = models.DateTimeField("mis à jour le", auto_now=True)
+    # Fingerprint of the data printed on the PDF: a later level reuses the stored PDF.
+    pdf_data_hash = models.CharField("empreinte des données du PDF", max_length=64, blank=True,
+                                     db_index=True)
 
     class Meta:
         verbose_name = "envoi"
@@ -500,9 +535,92 @@ class Dispatch(models.Model):
                 fields=["customer", "ech_numero", "level"], name="one_dispatch_per_echeance_level"
             ),
         ]
+        # The portal's history filters: newest first within a customer, by status,
+        # level or task, and a prefix search on the document number.
         indexes = [
             models.Index(fields=["customer", "status", "created_at"], name="dispatch_customer_status"),
+            models.Index(fields=["customer", "created_at"], name="dispatch_customer_created"),
+            models.Index(fields=["customer", "level", "created_at"], name="dispatch_customer_level"),
+            models.Index(fields=["customer", "task", "created_at"], name="dispatch_customer_task"),
+            models.Index(fields=["customer", "pcf_code"], name="dispatch_customer_tiers"),
+            models.Index(fields=["customer", "doc_piece"], name="dispatch_customer_piece",
+                         opclasses=["", "varchar_pattern_ops"]),
         ]
 
     def __str__(self):
         return f"{self.doc_piece or self.ech_numero} niveau {self.level} — {self.get_status_display()}"
+
+
+class DeliveryEvent(models.Model):
+    """One thing a provider (webhook) or a returned DSN said about a Dispatch: its timeline."""
+
+    class Kind(models.TextChoices):
+        SENT = "sent", "accepté par le fournisseur"
+        DELIVERED = "delivered", "délivré"
+        DEFERRED = "deferred", "différé"
+        BOUNCED = "bounced", "non délivré (rejet)"
+        REJECTED = "rejected", "refusé par le fournisseur"
+        COMPLAINED = "complained", "signalé comme indésirable"
+        OTHER = "other", "autre (ouverture, clic…)"
+
+    class BounceType(models.TextChoices):
+        HARD = "hard", "définitif"
+        SOFT = "soft", "temporaire"
+
+    dispatch = models.ForeignKey(Dispatch, models.CASCADE, related_name="events",
+                                 verbose_name="envoi")
+    kind = models.CharField("événement", max_length=12, choices=Kind.choices)
+    bounce_type = models.CharField("type de rejet", max_length=4, choices=BounceType.choices,
+                                   blank=True)
+    occurred_at = models.DateTimeField("survenu le")
+    recipient = models.CharField("destinataire", max_length=320, blank=True)
+    reason = models.TextField("motif", blank=True)
+    provider = models.CharField("source", max_length=40, blank=True)
+    event_id = models.CharField("identifiant de l'événement", max_length=200, blank=True)
+    # The provider's id when it gives one, else a hash of the payload: the same
+    # event delivered twice has the same fingerprint and is stored once.
+    fingerprint = models.CharField("empreinte", max_length=64)
+    raw = models.JSONField("données brutes", default=dict, blank=True)
+    received_at = models.DateTimeField("reçu le", default=timezone.now)
+    # Consequences of a hard bounce, done once each and retried until done.
+    notice_sent_at = models.DateTimeField("avis envoyé au client le", null=True, blank=True)
+    gestimum_written_at = models.DateTimeField("écrit dans Gestimum le", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "événement de délivrance"
+        verbose_name_plural = "événements de délivrance"
+        ordering = ["occurred_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["dispatch", "fingerprint"], name="one_event_per_fingerprint"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} — {self.recipient}"
+
+
+class SuppressedAddress(models.Model):
+    """An address that hard-bounced: never mailed again for this customer until staff clear it."""
+
+    customer = models.ForeignKey(Customer, models.CASCADE, related_name="suppressed_addresses",
+                                 verbose_name="client")
+    address = models.CharField("adresse", max_length=320)
+    reason = models.TextField("motif", blank=True)
+    dispatch = models.ForeignKey(Dispatch, models.SET_NULL, null=True, blank=True,
+                                 related_name="+", verbose_name="envoi en cause")
+    created_at = models.DateTimeField("depuis le", default=timezone.now)
+
+    class Meta:
+        verbose_name = "adresse en échec définitif"
+        verbose_name_plural = "adresses en échec définitif"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "address"], name="one_suppression_per_address"),
+        ]
+
+    def __str__(self):
+        return self.address
+
+    def save(self, *args, **kwargs):
+        # Lookups compare lower-case addresses: store them so.
+        self.address = self.address.strip().lower()
+        super().save(*args, **kwargs)

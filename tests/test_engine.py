@@ -503,3 +503,25 @@ def test_document_date_trigger_sends_new_invoices(gestimum, smtp_server, make_ta
     task = make_task(level=0, trigger="document_date", days=1)
     run_task(task.pk)
     assert list(Dispatch.objects.values_list("doc_piece", flat=True)) == ["NEW"]
+
+
+def test_the_customer_own_address_is_used_once_its_domain_is_verified(gestimum, smtp_server, make_task,
+                                                                      customer):
+    gestimum.tiers("CL001")
+    gestimum.invoice("CL001", piece="FA1", days_late=10)
+    gestimum.invoice("CL001", piece="FA2", days_late=11)
+    customer.own_sender_email = "relances@dupont-industrie.example"
+    customer.save()
+    task = make_task(tiers_include="CL001", max_days=10)
+
+    run_task(task.pk)  # domain not verified yet: platform address
+    customer.own_domain_verified = True
+    customer.save()
+    task.max_days = None
+    task.save()
+    run_task(task.pk)
+
+    assert [m.message["From"] for m in smtp_server.messages] == [
+        "Dupont Industrie <dupont@e-doc-erp.fr>",
+        "Dupont Industrie <relances@dupont-industrie.example>",
+    ]

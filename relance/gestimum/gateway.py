@@ -342,6 +342,23 @@ class Gateway:
         return found
 
     # -- write-back -----------------------------------------------------------------
+    def write_bounce(self, *, pcf_code, doc_numero, summary, details):
+        """One ACTIONS row, still to do, saying a reminder was not delivered; return ACT_NUMERO."""
+        options = settings.GESTIMUM
+        now = timezone.now()
+        local_now = timezone.localtime(now, self.tz)
+        day = timezone.make_aware(datetime.combine(local_now.date(), datetime.min.time()), self.tz)
+        with transaction.atomic(using=self.alias):
+            [number] = numbering.allocate(self.alias, options["COUNTER_ACTIONS"], 1)
+            Action.objects.using(self.alias).create(
+                act_numero=number, act_date=day, act_heure=local_now.strftime("%H:%M"),
+                pcf_code=pcf_code, doc_numero=doc_numero or None, act_objet=summary[:80],
+                act_type=options["ACTION_TYPE"][:15], act_etat="A FAIRE", act_termine=False,
+                act_desc=details, act_dtcre=now, act_usrcre=options["USER"],
+            )
+        self.queries += 2
+        return number
+
     def write_back(self, records, *, action=True, nbrel=True, relances=False):
         """Record sends in Gestimum in one short transaction."""
         if not records:
@@ -398,3 +415,9 @@ class Gateway:
                     for n, r in pairs
                 ])
                 self.queries += 4
+        connection = connections[self.alias]
+        if connection.vendor == "microsoft":
+            # mssql-django leaves pyodbc in manual-commit mode after a transaction,
+            # so the following reads would sit in an open transaction while PDFs
+            # render and mail goes out. A fresh connection keeps reads short.
+            connection.close()

@@ -7,6 +7,7 @@ from relance.formatting import money
 from relance.gestimum.gateway import GestimumUnavailable
 from relance.gestimum.selection import SelectionError
 from relance.models import Customer, ReminderTask, TaskRun
+from relance.scheduling import TaskAlreadyRunning
 
 
 class Command(BaseCommand):
@@ -37,7 +38,11 @@ class Command(BaseCommand):
             if dry_run:
                 self.dry_run(reminder_task)
                 continue
-            run = run_task(reminder_task.pk, origin=TaskRun.Origin.COMMAND)
+            try:
+                run = run_task(reminder_task.pk, origin=TaskRun.Origin.COMMAND)
+            except TaskAlreadyRunning as exc:
+                self.stdout.write(str(exc) + "\n")
+                continue
             self.stdout.write(summarize(run) + "\n")
             failed |= run.status == TaskRun.Status.FAILED
         if failed:

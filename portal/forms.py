@@ -1,0 +1,82 @@
+"""Portal forms: login by e-mail with throttling, and the history filters."""
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from relance.models import Dispatch
+
+from . import throttle
+from .selectors import DEFAULT_SORT, GROUPS, SORTS
+
+
+class EmailLoginForm(AuthenticationForm):
+    username = forms.EmailField(
+        label="Adresse e-mail",
+        widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
+    )
+    error_messages = {
+        "invalid_login": "Adresse e-mail ou mot de passe incorrect.",
+        "inactive": "Ce compte est désactivé.",
+        "locked": throttle.LOCKED_MESSAGE,
+    }
+
+    def clean(self):
+        email = self.cleaned_data.get("username") or ""
+        ip = throttle.client_ip(self.request)
+        if email and throttle.is_locked(email, ip):
+            # Checked before the password so a locked account gives no hint about it.
+            raise forms.ValidationError(self.error_messages["locked"], code="locked")
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            if email and throttle.record_failure(email, ip) >= throttle.MAX_FAILURES:
+                raise forms.ValidationError(self.error_messages["locked"], code="locked") from None
+            raise
+        throttle.reset(email, ip)
+        return cleaned
+
+
+class HistoryFilterForm(forms.Form):
+    """The history and CSV export filters; an invalid value is ignored, never an error page."""
+
+    date_from = forms.DateField(label="Du", required=False,
+                                widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    date_to = forms.DateField(label="Au", required=False,
+                              widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    status = forms.ChoiceField(label="Statut", required=False)
+    task = forms.TypedChoiceField(label="Tâche", required=False, coerce=int, empty_value=None)
+    level = forms.TypedChoiceField(label="Niveau", required=False, coerce=int, empty_value=None)
+    debtor = forms.CharField(label="Débiteur (code ou nom)", required=False, max_length=100)
+    piece = forms.CharField(label="N° de pièce", required=False, max_length=30)
+    sort = forms.ChoiceField(label="Tri", required=False, initial=DEFAULT_SORT)
+
+    def __init__(self, data=None, *, customer, **kwargs):
+        super().__init__(data, **kwargs)
+        groups = [(key, label.capitalize()) for key, (label, _) in GROUPS.items()]
+        self.fields["status"].choices = [
+            ("", "Tous"), ("Groupes", groups), ("Statut exact", list(Dispatch.Status.choices)),
+        ]
+        # Only this customer's tasks are offered, and only they validate.
+        tasks = customer.tasks.order_by("level", "name").values_list("pk", "name", "level")
+        self.fields["task"].choices = [("", "Toutes")] + [
+            (pk, f"{name} (niveau {level})") for pk, name, level in tasks
+        ]
+        levels = sorted({level for _, _, level in tasks})
+        self.fields["level"].choices = [("", "Tous")] + [(lv, f"Niveau {lv}") for lv in levels]
+        sorts = []
+        labels = {"date": "date d'envoi", "piece": "n° de pièce", "tiers": "débiteur", "niveau": "niveau",
+                  "statut": "statut", "echeance": "échéance", "reste": "reste dû"}
+        for key in SORTS:
+            sorts += [(f"-{key}", f"{labels[key].capitalize()} (décroissant)"),
+                      (key, f"{labels[key].capitalize()} (croissant)")]
+        self.fields["sort"].choices = sorts
+
+    def filters(self):
+        """Keyword arguments for ``selectors.filter_history``; invalid fields are dropped."""
+        self.is_valid()
+        data = {name: value for name, value in getattr(self, "cleaned_data", {}).items()
+                if name not in self.errors}
+        data["sort"] = data.get("sort") or DEFAULT_SORT
+        data["debtor"] = (data.get("debtor") or "").strip()
+        data["piece"] = (data.get("piece") or "").strip()
+        return data
