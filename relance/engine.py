@@ -7,26 +7,22 @@ between leaves a ``sending`` row that the next run flags for review instead of
 sending again.
 """
 
-import hashlib
 import logging
 import mimetypes
-import re
 import zoneinfo
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import addressing, divert, dsn, rendering, scheduling, templating, tracking
+from . import addressing, divert, documents, dsn, rendering, scheduling, templating, tracking
 from .formatting import money
 from .gestimum.gateway import GestimumUnavailable, WriteBack, open_gateway
 from .gestimum.selection import CriterionSpec, Selection, SelectionError, split_codes
-from .mailer import Mailer, SendError, build_message
+from .mailer import Mailer, SendError, build_message, new_message_id
 from .models import Dispatch, ReminderTask, TaskRun
 
 logger = logging.getLogger(__name__)
@@ -41,11 +37,6 @@ RECHECK_CHUNK = 1000
 # Sends are written back to Gestimum in batches of this size: one ACTIONS insert
 # and one ECHEANCES update per page.
 WRITEBACK_BATCH = 1000
-
-# A print model using these variables prints something that changes every day:
-# its PDFs are not reused from one day to the next (comments do not count).
-DATED_VARIABLES = re.compile(r"\b(today|days_overdue|reminders_sent)\b")
-TEMPLATE_COMMENTS = re.compile(r"{%\s*comment\s*%}.*?{%\s*endcomment\s*%}|{#.*?#}", re.DOTALL)
 
 SKIP_ALREADY_SENT = "déjà relancée à ce niveau"
 SKIP_PREVIOUS_LEVEL = "niveau précédent non envoyé ou trop récent"
@@ -141,9 +132,8 @@ class TaskRunner:
         self.run = None
         self.skips = Counter()
         self._attachments = None
-        self._pdf_cache = {}
+        self.pdfs = documents.DocumentPdfs(task=task, customer=self.customer, today=self.today)
         self.gestimum_queries = None  # Gateway.queries at the end of a run
-        self._print_identity = None  # what every PDF of this run shares, for pdf_data_hash
         # Hard-bounced addresses, loaded once: items whose only address is here are diverted.
         self.suppressed = tracking.suppressed_addresses(self.customer)
 
@@ -200,62 +190,6 @@ class TaskRunner:
                 self._attachments.append((attachment.display_name, content, mimetype))
         return self._attachments
 
-    def render_pdf(self, candidate):
-        key = (candidate.document_data_key, candidate.echeance.numero, candidate.echeance.received)
-        if key not in self._pdf_cache:
-            self._pdf_cache.clear()  # keep memory flat: one document at a time is enough
-            self._pdf_cache[key] = rendering.document_pdf(
-                task=self.task, customer=self.customer, candidate=candidate, today=self.today
-            )
-        return self._pdf_cache[key]
-
-    def pdf_data_hash(self, candidate):
-        """Fingerprint of everything the PDF prints: same fingerprint, same PDF (level-2 reuse).
-
-        Empty for archived PDFs, which are read, not rendered. Covers the document,
-        the tiers, the échéance as it stands (a partial payment changes the remaining
-        printed), the sender's details, the print model and the late-payment figures.
-        """
-        if self.task.print_model == "archive":
-            return ""
-        if self._print_identity is None:
-            template = self.task.invoice_template
-            source = (template.html + (template.css or "")) if template else getattr(
-                rendering._default_template(), "source", rendering.DEFAULT_INVOICE_TEMPLATE)
-            customer = [str(f.value_from_object(self.customer)) for f in self.customer._meta.concrete_fields]
-            # A model printing the date of the day or the reminder count changes daily.
-            dated = DATED_VARIABLES.search(TEMPLATE_COMMENTS.sub("", source)) is not None
-            self._print_identity = (repr((source, customer, settings.LATE_PAYMENT_ECB_RATE,
-                                          settings.LATE_PAYMENT_MARGIN_POINTS,
-                                          settings.RECOVERY_INDEMNITY, self.today if dated else None)),
-                                    dated)
-        identity, dated = self._print_identity
-        ech = candidate.echeance
-        printed = (identity, candidate.document_data_key, repr(candidate.document),
-                   repr(candidate.tiers), ech.numero, ech.doc_numero, ech.piece, ech.pcf_code, ech.label,
-                   ech.issued, ech.due_date, ech.payment_mode, ech.amount, ech.received,
-                   ech.reminders_sent if dated else None)
-        return hashlib.sha256(repr(printed).encode()).hexdigest()
-
-    def reusable_pdfs(self, hashes):
-        """{fingerprint: stored PDF name} of identical documents already sent (one query)."""
-        wanted = {h for h in hashes if h}
-        if not wanted:
-            return {}
-        return dict(Dispatch.objects.filter(customer=self.customer, pdf_data_hash__in=wanted)
-                    .exclude(pdf="").values_list("pdf_data_hash", "pdf"))
-
-    def pdf_for(self, candidate, data_hash, stored):
-        """The PDF stored for an identical document if there is one, else a fresh render."""
-        name = stored.get(data_hash) if data_hash else None
-        if name:
-            try:
-                with default_storage.open(name, "rb") as handle:
-                    return handle.read()
-            except OSError:
-                logger.warning("PDF %s introuvable : le document est imprimé à nouveau", name)
-        return self.render_pdf(candidate)
-
     def message_text(self, candidate):
         context = templating.build_context(customer=self.customer, task=self.task,
                                            candidate=candidate, today=self.today)
@@ -286,7 +220,7 @@ class TaskRunner:
     def sample_message(self, item):
         subject, body = self.message_text(item.candidate)
         try:
-            pdf = self.render_pdf(item.candidate)
+            pdf = self.pdfs.render(item.candidate)
         except rendering.RenderError as exc:
             raise TaskError(str(exc)) from exc
         return SampleMessage(
@@ -369,11 +303,11 @@ class TaskRunner:
             chunk = active[start:start + RECHECK_CHUNK]
             gateway.attach_lines([i.candidate for i in chunk])
             rendered = {}
-            hashes = {id(item): self.pdf_data_hash(item.candidate) for item in chunk}
-            stored = self.reusable_pdfs(hashes.values())
+            hashes = {id(item): self.pdfs.data_hash(item.candidate) for item in chunk}
+            stored = self.pdfs.stored_for(hashes.values())
             for item in chunk:
                 try:
-                    rendered[id(item)] = self.pdf_for(item.candidate, hashes[id(item)], stored)
+                    rendered[id(item)] = self.pdfs.get(item.candidate, hashes[id(item)], stored)
                 except rendering.RenderError as exc:
                     rendered[id(item)] = exc
             unpaid = gateway.still_unpaid([i.candidate.echeance.numero for i in chunk])
@@ -388,7 +322,7 @@ class TaskRunner:
                     # A partial payment arrived since the selection: remind what is left.
                     echeance.amount, echeance.received = amount, received
                     try:
-                        pdf = self.render_pdf(item.candidate)
+                        pdf = self.pdfs.render(item.candidate)
                     except rendering.RenderError as exc:
                         pdf = exc
                 try:
@@ -400,8 +334,12 @@ class TaskRunner:
                     self.run.failed += 1
                     errors.append(f"{echeance.piece or echeance.numero} : erreur inattendue {exc!r}")
 
-    def claim(self, item):
-        """Take the échéance for this level, or return None if another run holds it."""
+    def claim(self, item, **fields):
+        """Take the échéance for this level, or return None if another run holds it.
+
+        ``fields`` are stored in the same statement: an e-mail is claimed directly
+        in the ``sending`` state with its message, one commit before the transport.
+        """
         candidate = item.candidate
         echeance = candidate.echeance
         values = {
@@ -409,11 +347,12 @@ class TaskRunner:
             "doc_numero": echeance.doc_numero, "doc_piece": echeance.piece,
             "pcf_code": candidate.tiers.code, "tiers_name": candidate.tiers.name[:200],
             "due_date": echeance.due_date, "amount": echeance.amount, "remaining": echeance.remaining,
+            **fields,
         }
         if item.retry_dispatch_id:
             claimed = Dispatch.objects.filter(
                 pk=item.retry_dispatch_id, status__in=(Status.FAILED, Status.PENDING)
-            ).exclude(run=self.run).update(**values, error="")
+            ).exclude(run=self.run).update(**values, error="", updated_at=timezone.now())
             return Dispatch.objects.get(pk=item.retry_dispatch_id) if claimed else None
         try:
             with transaction.atomic():
@@ -423,21 +362,34 @@ class TaskRunner:
             return None
 
     def handle(self, item, pdf, mailer, errors):
-        dispatch = self.claim(item)
+        label = item.candidate.echeance.piece or item.candidate.echeance.numero
+        if isinstance(pdf, Exception):
+            dispatch = self.claim(item)
+            if dispatch is None:
+                self.skips[SKIP_CLAIMED] += 1
+            else:
+                self.fail(dispatch, str(pdf), errors, label)
+            return
+        pdf_fields = {"pdf_data_hash": self.pdfs.data_hash(item.candidate),
+                      **documents.store_pdf(pdf)}
+        if item.action == "divert":
+            dispatch = self.claim(item, **pdf_fields)
+            if dispatch is None:
+                self.skips[SKIP_CLAIMED] += 1
+                return
+            self.divert(dispatch, item, pdf, errors, label)
+            return
+        subject, body = self.message_text(item.candidate)
+        dispatch = self.claim(
+            item, **pdf_fields, status=Status.SENDING, channel=Dispatch.Channel.EMAIL,
+            from_email=self.customer.from_header, to="; ".join(item.to), cc="; ".join(item.cc),
+            bcc="; ".join(item.bcc), subject=subject[:500], body=body, message_id=new_message_id(),
+        )
         if dispatch is None:
             self.skips[SKIP_CLAIMED] += 1
             return
-        label = item.candidate.echeance.piece or item.candidate.echeance.numero
-        if isinstance(pdf, Exception):
-            self.fail(dispatch, str(pdf), errors, label)
-            return
-        filename = rendering.pdf_filename(item.candidate)
-        store_pdf(dispatch, pdf)
-        dispatch.pdf_data_hash = self.pdf_data_hash(item.candidate)
-        if item.action == "divert":
-            self.divert(dispatch, item, pdf, filename, errors, label)
-        else:
-            self.send(dispatch, item, pdf, filename, mailer, errors, label)
+        # The row is committed in the sending state: the crash-safety point.
+        self.send(dispatch, item, pdf, mailer, errors, label)
 
     def fail(self, dispatch, message, errors, label):
         dispatch.status = Status.FAILED
@@ -447,10 +399,11 @@ class TaskRunner:
         self.run.failed += 1
         errors.append(f"{label} : {message}")
 
-    def divert(self, dispatch, item, pdf, filename, errors, label):
+    def divert(self, dispatch, item, pdf, errors, label):
         try:
             path = divert.divert(customer=self.customer, task=self.task, candidate=item.candidate,
-                                 pdf=pdf, filename=filename, reason=item.reason,
+                                 pdf=pdf, filename=rendering.pdf_filename(item.candidate),
+                                 reason=item.reason,
                                  remaining=item.candidate.echeance.remaining)
         except OSError as exc:
             self.fail(dispatch, f"Réacheminement impossible : {exc}", errors, label)
@@ -464,25 +417,17 @@ class TaskRunner:
         dispatch.save()
         self.run.diverted += 1
 
-    def send(self, dispatch, item, pdf, filename, mailer, errors, label):
-        candidate = item.candidate
-        subject, body = self.message_text(candidate)
+    def send(self, dispatch, item, pdf, mailer, errors, label):
         message = build_message(
-            from_email=self.customer.from_header, to=item.to, cc=item.cc, bcc=item.bcc,
+            from_email=dispatch.from_email, to=item.to, cc=item.cc, bcc=item.bcc,
             reply_to=[self.customer.reply_to] if self.customer.reply_to else [],
-            subject=subject, body=body,
-            attachments=[(filename, pdf, "application/pdf"), *self.attachments()],
+            subject=dispatch.subject, body=dispatch.body, message_id=dispatch.message_id,
+            attachments=[(rendering.pdf_filename(item.candidate), pdf, "application/pdf"),
+                         *self.attachments()],
             metadata={"dispatch_id": str(dispatch.pk), "customer": self.customer.slug},
             tags=[f"niveau-{self.task.level}", self.customer.slug],
             return_path=dsn.verp_address(dispatch.pk),
         )
-        dispatch.channel = Dispatch.Channel.EMAIL
-        dispatch.status = Status.SENDING
-        dispatch.from_email = self.customer.from_header
-        dispatch.to, dispatch.cc, dispatch.bcc = "; ".join(item.to), "; ".join(item.cc), "; ".join(item.bcc)
-        dispatch.subject, dispatch.body = subject[:500], body
-        dispatch.message_id = message.extra_headers["Message-ID"]
-        dispatch.save()  # committed before the transport is called: the crash-safety point
         try:
             attempts, provider_id = mailer.send(message)
         except SendError as exc:
@@ -494,7 +439,8 @@ class TaskRunner:
         dispatch.provider_message_id = provider_id[:300]
         dispatch.sent_at = timezone.now()
         dispatch.writeback_pending = True
-        dispatch.save()
+        dispatch.save(update_fields=["attempts", "status", "provider_message_id", "sent_at",
+                                     "writeback_pending", "updated_at"])
         # A fast provider's webhook may have arrived before the save above.
         tracking.advance_status(dispatch)
         self.run.sent += 1
@@ -535,16 +481,6 @@ def writeback_record(dispatch):
         details=details, amount=dispatch.remaining or 0,
         file_name=dispatch.divert_path or (dispatch.pdf.name if dispatch.pdf else ""),
     )
-
-
-def store_pdf(dispatch, pdf):
-    """Keep the PDF as sent, content-addressed: an unchanged document is stored once."""
-    digest = hashlib.sha256(pdf).hexdigest()
-    name = f"dispatches/{digest[:2]}/{digest}.pdf"
-    if not default_storage.exists(name):
-        name = default_storage.save(name, ContentFile(pdf))
-    dispatch.pdf.name = name
-    dispatch.pdf_sha256 = digest
 
 
 def run_task(task_id, *, origin=TaskRun.Origin.COMMAND, today=None):
