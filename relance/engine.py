@@ -23,7 +23,7 @@ from .formatting import money
 from .gestimum.gateway import GestimumUnavailable, WriteBack, open_gateway
 from .gestimum.selection import CriterionSpec, Selection, SelectionError, split_codes
 from .mailer import Mailer, SendError, build_message, new_message_id
-from .models import Dispatch, ReminderTask, TaskRun
+from .models import AddressSource, Dispatch, ReminderTask, TaskRun
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,10 @@ Status = Dispatch.Status
 # (GESTIMUM PAGE_SIZE, 1,000) keeps a run within its budget of Gestimum
 # statements (bench/README.md): one read of lines and one re-check per page.
 RECHECK_CHUNK = 1000
-# Sends are written back to Gestimum in batches of this size: one ACTIONS insert
-# and one ECHEANCES update per page.
-WRITEBACK_BATCH = 1000
+# Sends are written back to Gestimum every this many sends (and at the end of
+# the run), a few statements per batch: Gestimum sees the status within minutes
+# and a run stays within its budget of Gestimum statements (bench/README.md).
+WRITEBACK_BATCH = 5000
 
 SKIP_ALREADY_SENT = "déjà relancée à ce niveau"
 SKIP_PREVIOUS_LEVEL = "niveau précédent non envoyé ou trop récent"
@@ -114,7 +115,17 @@ def task_selection(task, sources):
         criteria=tuple(CriterionSpec(c.table, c.column.upper(), c.operator, c.value)
                        for c in task.criteria.all()),
         address_columns=addressing.address_columns(sources),
+        needs_contacts=uses_contacts(task, sources),
     )
+
+
+def uses_contacts(task, sources):
+    """Whether a run must read the tiers' contacts (one Gestimum query per page)."""
+    contact_kinds = (AddressSource.Kind.CONTACT_FUNCTION, AddressSource.Kind.CONTACT_QUALIFIER)
+    if any(source.kind in contact_kinds for source in sources):
+        return True
+    body = task.body_template if (task.body_template or "").strip() else templating.DEFAULT_BODY
+    return "contact_nom" in task.subject_template + body
 
 
 def local_today(customer):
@@ -134,6 +145,7 @@ class TaskRunner:
         self._attachments = None
         self.pdfs = documents.DocumentPdfs(task=task, customer=self.customer, today=self.today)
         self.gestimum_queries = None  # Gateway.queries at the end of a run
+        self.flushed = 0  # sends of this run already written back to Gestimum
         # Hard-bounced addresses, loaded once: items whose only address is here are diverted.
         self.suppressed = tracking.suppressed_addresses(self.customer)
 
@@ -257,8 +269,10 @@ class TaskRunner:
                 for page in gateway.candidate_pages(self.selection, today=self.today):
                     self.run.selected += len(page)
                     self.process_page(gateway, mailer, page, errors)
-                    self.flush_writebacks(gateway)
+                    if self.run.sent + self.run.diverted - self.flushed >= WRITEBACK_BATCH:
+                        self.flush_writebacks(gateway)
                     self.save_counts(errors)
+                self.flush_writebacks(gateway)
                 self.gestimum_queries = gateway.queries  # for benchmarks and run reports
             status = TaskRun.Status.PARTIAL if self.run.failed else TaskRun.Status.SUCCEEDED
         except (GestimumUnavailable, SelectionError, TaskError) as exc:
@@ -446,7 +460,12 @@ class TaskRunner:
         self.run.sent += 1
 
     def flush_writebacks(self, gateway):
-        """Write every recorded send of this task that Gestimum does not know yet."""
+        """Write every recorded send of this task that Gestimum does not know yet.
+
+        Called at the start and end of a run and every WRITEBACK_BATCH sends: the
+        pending flag on each Dispatch carries what a crash leaves unwritten.
+        """
+        self.flushed = self.run.sent + self.run.diverted
         task = self.task
         enabled = task.writeback_action or task.writeback_nbrel or task.writeback_relances
         while True:

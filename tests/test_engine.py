@@ -525,3 +525,26 @@ def test_the_customer_own_address_is_used_once_its_domain_is_verified(gestimum, 
         "Dupont Industrie <dupont@e-doc-erp.fr>",
         "Dupont Industrie <relances@dupont-industrie.example>",
     ]
+
+
+def test_contacts_are_read_only_when_an_address_or_the_message_uses_them(gestimum, smtp_server,
+                                                                          make_task):
+    from relance.engine import TaskRunner
+
+    gestimum.tiers("CL001")
+    gestimum.tiers("CL002")
+    gestimum.contact("CL002", email="compta@deux.example", function="COMPTA", nom="Roux", prenom="Léa")
+    gestimum.invoice("CL001", piece="FA1", days_late=10)
+    gestimum.invoice("CL002", piece="FA2", days_late=10)
+    plain = make_task(body_template="Facture {{ document_numero }} impayée.")
+    personal = make_task(level=2, require_previous_level=False,
+                         body_template="Bonjour {{ contact_nom }}, facture {{ document_numero }}.")
+
+    without = TaskRunner(plain)
+    without.execute()
+    with_contacts = TaskRunner(personal)
+    with_contacts.execute()
+
+    assert with_contacts.gestimum_queries == without.gestimum_queries + 1
+    bodies = sorted(m.message.get_body(("plain",)).get_content().strip() for m in smtp_server.messages)
+    assert "Bonjour Léa Roux, facture FA2." in bodies

@@ -47,8 +47,10 @@ from .types import Candidate, ContactInfo, DocumentInfo, DocumentLineInfo, Echea
 logger = logging.getLogger(__name__)
 
 CHECKABLE_TABLES = ("TIERS", "DOCUMENTS", "ECHEANCES", "CONTACTS")
-# SQL Server accepts at most 2,100 parameters per statement: IN lists stay well below.
+# SQL Server accepts at most 2,100 parameters per statement: IN lists stay well
+# below there; other engines take larger lists (fewer statements per run).
 MAX_IN_LIST = 1000
+MAX_IN_LIST_OTHER = 10000
 
 
 class GestimumUnavailable(Exception):
@@ -137,6 +139,8 @@ class Gateway:
         self.alias = alias
         self.tz = tz
         self.queries = 0  # statements sent to Gestimum, for run reports and benchmarks
+        self.max_in_list = (MAX_IN_LIST if connections[alias].vendor == "microsoft"
+                            else MAX_IN_LIST_OTHER)
         self._columns = {}
         self._representatives = None
 
@@ -213,7 +217,8 @@ class Gateway:
                 return
             last = rows[-1].ech_numero
             candidates = [self._candidate(row, address) for row in rows]
-            self._attach_contacts(candidates)
+            if selection.needs_contacts:
+                self._attach_contacts(candidates)
             self._attach_representatives(candidates)
             yield candidates
             if len(rows) < page_size:
@@ -273,12 +278,12 @@ class Gateway:
     def _attach_contacts(self, candidates):
         codes = sorted({c.tiers.code for c in candidates if c.tiers.code})
         by_tiers = {}
-        for start in range(0, len(codes), MAX_IN_LIST):
+        for start in range(0, len(codes), self.max_in_list):
             rows = (
                 Contact.objects.using(self.alias)
                 .alias(table_trim=Trim("cct_table"), origin_trim=Trim("cct_origin"),
                        dormant=Coalesce("cct_dort", Value(False)))
-                .filter(table_trim="PCF", origin_trim__in=codes[start:start + MAX_IN_LIST],
+                .filter(table_trim="PCF", origin_trim__in=codes[start:start + self.max_in_list],
                         dormant=False)
                 .order_by("cct_numero")
             )
@@ -309,9 +314,9 @@ class Gateway:
         """Load the lines of the candidates' documents (one query per 1,000 documents)."""
         numbers = sorted({c.document.numero for c in candidates if c.document and not c.document.lines})
         by_doc = {}
-        for start in range(0, len(numbers), MAX_IN_LIST):
+        for start in range(0, len(numbers), self.max_in_list):
             rows = (DocumentLine.objects.using(self.alias)
-                    .filter(document_id__in=numbers[start:start + MAX_IN_LIST])
+                    .filter(document_id__in=numbers[start:start + self.max_in_list])
                     .order_by("document_id", "lig_numero"))
             for line in rows:
                 by_doc.setdefault(_text(line.document_id), []).append(DocumentLineInfo(
@@ -330,11 +335,11 @@ class Gateway:
         credit = settings.GESTIMUM["CREDIT_NOTE_STYPE"]
         found = {}
         numbers = list(ech_numeros)
-        for start in range(0, len(numbers), MAX_IN_LIST):
+        for start in range(0, len(numbers), self.max_in_list):
             rows = (Echeance.objects.using(self.alias)
                     .alias(**base_annotations())
                     .filter(unpaid_filter(credit_note_stype=credit),
-                            ech_numero__in=numbers[start:start + MAX_IN_LIST])
+                            ech_numero__in=numbers[start:start + self.max_in_list])
                     .values_list("ech_numero", "ech_arecev", "ech_recu"))
             for numero, amount, received in rows:
                 found[_text(numero)] = (_money(amount), _money(received))
@@ -386,9 +391,9 @@ class Gateway:
                 self.queries += 1
             emailed = [r.ech_numero for r in records if r.emailed]
             if nbrel and emailed:
-                for start in range(0, len(emailed), MAX_IN_LIST):
+                for start in range(0, len(emailed), self.max_in_list):
                     Echeance.objects.using(self.alias).filter(
-                        ech_numero__in=emailed[start:start + MAX_IN_LIST]
+                        ech_numero__in=emailed[start:start + self.max_in_list]
                     ).update(
                         ech_nbrel=Coalesce(F("ech_nbrel"), Value(0)) + 1,
                         ech_nummaj=Coalesce(F("ech_nummaj"), Value(0), output_field=IntegerField()) + 1,

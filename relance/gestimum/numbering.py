@@ -40,7 +40,9 @@ def _allocate_sql_server(connection, counter, count):
 
 
 def _allocate_counter_table(alias, counter, count):
-    with transaction.atomic(using=alias):
+    # No savepoint when the write-back's transaction is already open: the row lock
+    # is held until that transaction ends either way.
+    with transaction.atomic(using=alias, savepoint=False):
         rows = Counter.objects.using(alias).select_for_update().filter(name=counter)
         current = rows.first()
         if current is None:

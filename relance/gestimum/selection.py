@@ -58,6 +58,8 @@ class Selection:
     criteria: tuple[CriterionSpec, ...] = ()
     # Columns whose values the addressing needs, as (TABLE, COLUMN).
     address_columns: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # Contacts are read only when an address source or the message uses them.
+    needs_contacts: bool = True
 
 
 def split_codes(text, separators=",;\n"):
