@@ -548,3 +548,15 @@ def test_contacts_are_read_only_when_an_address_or_the_message_uses_them(gestimu
     assert with_contacts.gestimum_queries == without.gestimum_queries + 1
     bodies = sorted(m.message.get_body(("plain",)).get_content().strip() for m in smtp_server.messages)
     assert "Bonjour Léa Roux, facture FA2." in bodies
+
+
+def test_identifiers_are_consecutive_and_never_reused(gestimum):
+    from relance.gestimum.numbering import allocate
+
+    first = allocate(gestimum.alias, "N_ACT", 3)
+    second = allocate(gestimum.alias, "N_ACT", 2)
+    other = allocate(gestimum.alias, "N_REL", 1)
+
+    assert first == ["0000000001", "0000000002", "0000000003"]
+    assert second == ["0000000004", "0000000005"]
+    assert other == ["0000000001"]

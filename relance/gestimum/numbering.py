@@ -40,14 +40,19 @@ def _allocate_sql_server(connection, counter, count):
 
 
 def _allocate_counter_table(alias, counter, count):
+    """One statement in the common case: the UPDATE locks the row and returns the new value."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    table, name, value = quote(Counter._meta.db_table), quote("CPT_NOM"), quote("CPT_VALEUR")
     # No savepoint when the write-back's transaction is already open: the row lock
     # is held until that transaction ends either way.
-    with transaction.atomic(using=alias, savepoint=False):
-        rows = Counter.objects.using(alias).select_for_update().filter(name=counter)
-        current = rows.first()
-        if current is None:
-            Counter.objects.using(alias).create(name=counter, value=count)
-            return count
-        current.value += count
-        Counter.objects.using(alias).filter(name=counter).update(value=current.value)
-        return current.value
+    with transaction.atomic(using=alias, savepoint=False), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET {value} = {value} + %s WHERE {name} = %s RETURNING {value}",
+            [count, counter],
+        )
+        row = cursor.fetchone()
+        if row is not None:
+            return int(row[0])
+        Counter.objects.using(alias).create(name=counter, value=count)
+        return count
