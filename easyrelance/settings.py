@@ -242,6 +242,13 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = REDIS_URL
+
+# The cache holds the portal's login-failure counters: with several web
+# processes they must share one store, Redis when REDIS_CACHE_URL (or REDIS_URL) is set.
+REDIS_CACHE_URL = env.str("REDIS_CACHE_URL", default=REDIS_URL)
+if REDIS_CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": REDIS_CACHE_URL, "KEY_PREFIX": "easyrelance"}}
 if env.bool("Q_SYNC", default=False):
     Q_CLUSTER["sync"] = True
 
