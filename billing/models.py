@@ -111,19 +111,22 @@ class Statement(models.Model):
         DRAFT = "draft", "brouillon"
         ISSUED = "issued", "émise"
         PAID = "paid", "payée"
+        PARTIALLY_CREDITED = "part_credited", "partiellement annulée"
         CREDITED = "credited", "annulée par avoir"
 
-    # Once issued, only these may still change (payment follow-up and cancellation by credit note).
-    MUTABLE_AFTER_ISSUE = frozenset({"status", "paid_at", "payment_note", "updated_at"})
+    # Once issued, only these may still change: payment follow-up, cancellation by credit
+    # note, and the record of the e-mail sending the PDF to the customer.
+    MUTABLE_AFTER_ISSUE = frozenset({"status", "paid_at", "payment_note", "updated_at",
+                                     "sent_at", "sent_to", "send_error"})
     # A draft can still be regenerated; the others are legal documents.
-    FINAL_STATUSES = (Status.ISSUED, Status.PAID, Status.CREDITED)
+    FINAL_STATUSES = (Status.ISSUED, Status.PAID, Status.PARTIALLY_CREDITED, Status.CREDITED)
 
     customer = models.ForeignKey(Customer, models.PROTECT, related_name="statements",
                                  verbose_name="client")
     contract = models.ForeignKey(Contract, models.PROTECT, related_name="statements",
                                  verbose_name="contrat")
     kind = models.CharField("type", max_length=12, choices=Kind.choices, default=Kind.INVOICE)
-    status = models.CharField("statut", max_length=10, choices=Status.choices, default=Status.DRAFT,
+    status = models.CharField("statut", max_length=16, choices=Status.choices, default=Status.DRAFT,
                               db_index=True)
     period_start = models.DateField("période du")
     period_end = models.DateField("au")
@@ -148,6 +151,9 @@ class Statement(models.Model):
     reason = models.TextField("motif (avoir)", blank=True)
     pdf = models.FileField("PDF", upload_to="statements/%Y/", blank=True)
     pdf_sha256 = models.CharField("empreinte SHA-256 du PDF", max_length=64, blank=True)
+    sent_at = models.DateTimeField("envoyée par e-mail le", null=True, blank=True)
+    sent_to = models.CharField("envoyée à", max_length=254, blank=True)
+    send_error = models.TextField("erreur du dernier envoi", blank=True)
     paid_at = models.DateField("payée le", null=True, blank=True)
     payment_note = models.CharField("note de paiement", max_length=300, blank=True)
     created_at = models.DateTimeField("créé le", auto_now_add=True)
@@ -222,6 +228,10 @@ class StatementLine(models.Model):
     # even if a send's status changes later.
     dispatches = models.ManyToManyField(Dispatch, blank=True, related_name="statement_lines",
                                         verbose_name="envois facturés")
+    # On a credit note: the invoice line it cancels, so a line is never credited twice and
+    # the invoice knows whether it is cancelled in part or in full.
+    credited_line = models.ForeignKey("self", models.PROTECT, null=True, blank=True,
+                                      related_name="credit_lines", verbose_name="ligne annulée")
 
     class Meta:
         verbose_name = "ligne"

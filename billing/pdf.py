@@ -22,6 +22,9 @@ def statement_context(statement):
         "buyer": buyer,
         "buyer_address_lines": [line for line in (buyer.get("address") or "").splitlines() if line.strip()],
         "original": statement.credited_statement,
+        # A credit note cancelling only some lines of its invoice says so.
+        "partial": bool(statement.credited_statement_id) and statement.lines.count()
+        < statement.credited_statement.lines.count(),
         "payment_terms": texts.payment_terms(),
         "billable_unit": texts.BILLABLE_UNIT,
         "recovery_indemnity": settings.RECOVERY_INDEMNITY,

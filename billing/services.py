@@ -10,14 +10,16 @@ concurrent issues wait for each other, so they have no duplicate.
 import hashlib
 import logging
 from datetime import timedelta
+from decimal import Decimal
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import texts
+from .emails import send_statement
 from .models import Contract, NumberSequence, Statement, StatementLine
-from .selectors import BillingError, compute_month, month_bounds
+from .selectors import BillingError, compute_month, month_bounds, round_cent
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,13 @@ def _next_number(year):
     return f"{texts.NUMBER_PREFIX}-{year}-{sequence.last_number:05d}"
 
 
-def issue_statement(statement, *, today=None):
-    """Number, freeze and print a draft; returns the issued statement (a fresh instance)."""
+def issue_statement(statement, *, today=None, send_email=True):
+    """Number, freeze and print a draft; returns the issued statement (a fresh instance).
+
+    Once the issue is committed, the PDF is e-mailed to the customer (unless
+    ``send_email`` is false); a failed send is recorded on the statement and
+    never undoes the issue.
+    """
     from .pdf import render_statement_pdf
 
     seller = texts.seller()  # refuse before taking a number if the legal mentions are missing
@@ -114,13 +121,17 @@ def issue_statement(statement, *, today=None):
         statement.status = Statement.Status.ISSUED
         statement.save()
     log.info("Relevé %s émis pour %s", statement.number, statement.customer)
+    if send_email:
+        statement = send_statement(statement)
     return statement
 
 
 def mark_paid(statement, *, paid_on=None, note=""):
     with transaction.atomic():
         statement = Statement.objects.select_for_update().get(pk=statement.pk)
-        if statement.kind != Statement.Kind.INVOICE or statement.status != Statement.Status.ISSUED:
+        # A partly credited invoice still has its remaining lines to pay.
+        if statement.kind != Statement.Kind.INVOICE or statement.status not in (
+                Statement.Status.ISSUED, Statement.Status.PARTIALLY_CREDITED):
             raise BillingError(f"Seule une facture émise et non payée peut être marquée payée "
                                f"({statement.number or 'brouillon'} : {statement.get_status_display()}).")
         statement.status = Statement.Status.PAID
@@ -130,36 +141,65 @@ def mark_paid(statement, *, paid_on=None, note=""):
     return statement
 
 
-def create_credit_note(statement, *, reason, today=None):
-    """Cancel an issued invoice with a credit note: same lines, negative amounts, its own number.
+CREDITABLE_STATUSES = (Statement.Status.ISSUED, Statement.Status.PAID, Statement.Status.PARTIALLY_CREDITED)
 
-    The invoice becomes "annulée par avoir", which lets a corrected invoice
-    be generated for the same month.
+
+def creditable_lines(statement):
+    """The lines of an issued invoice that no credit note has cancelled yet, in order."""
+    return statement.lines.filter(credit_lines__isnull=True).order_by("position")
+
+
+def create_credit_note(statement, *, reason, lines=None, today=None, send_email=True):
+    """Cancel an issued invoice, in full or in part, with a credit note of its own number.
+
+    ``lines`` (invoice lines or their ids) limits the credit note to those
+    lines; by default every line not yet credited is. The credit note carries
+    them with negative amounts and its VAT is recomputed on its own total. The
+    invoice becomes "partiellement annulée" while some line is still
+    uncredited, and "annulée par avoir" once every line is, which lets a
+    corrected invoice be generated for the same month.
     """
     if not reason.strip():
         raise BillingError("Indiquez le motif de l'avoir.")
     with transaction.atomic():
         original = Statement.objects.select_for_update().get(pk=statement.pk)
-        if original.kind != Statement.Kind.INVOICE or original.status not in (
-                Statement.Status.ISSUED, Statement.Status.PAID):
+        if original.kind != Statement.Kind.INVOICE or original.status not in CREDITABLE_STATUSES:
             raise BillingError(f"Seule une facture émise peut être annulée par un avoir "
                                f"({original.number or 'brouillon'} : {original.get_status_display()}).")
+        available = list(creditable_lines(original))
+        if lines is not None:
+            wanted = {getattr(line, "pk", line) for line in lines}
+            chosen = [line for line in available if line.pk in wanted]
+            if not chosen or len(chosen) != len(wanted):
+                raise BillingError(f"Choisissez au moins une ligne de la facture {original.number} "
+                                   "qui n'a pas déjà fait l'objet d'un avoir.")
+        else:
+            chosen = available
+        if not chosen:
+            raise BillingError(f"Toutes les lignes de la facture {original.number} ont déjà un avoir.")
+        total_ht = -sum((line.amount for line in chosen), Decimal("0.00"))
+        total_vat = round_cent(total_ht * original.vat_rate / 100)
+        units = sum(int(line.quantity) for line in chosen if line.kind == StatementLine.Kind.USAGE)
         credit = Statement.objects.create(
             customer=original.customer, contract=original.contract, kind=Statement.Kind.CREDIT_NOTE,
             period_start=original.period_start, period_end=original.period_end,
             credited_statement=original, vat_rate=original.vat_rate, currency=original.currency,
-            billed_units=original.billed_units, total_ht=-original.total_ht,
-            total_vat=-original.total_vat, total_ttc=-original.total_ttc, reason=reason.strip(),
+            billed_units=units, total_ht=total_ht, total_vat=total_vat, total_ttc=total_ht + total_vat,
+            reason=reason.strip(),
         )
-        StatementLine.objects.bulk_create([
-            StatementLine(statement=credit, position=line.position, kind=line.kind, label=line.label,
-                          quantity=-line.quantity, unit_price=line.unit_price, amount=-line.amount,
-                          period_start=line.period_start, period_end=line.period_end)
-            for line in original.lines.all()
-        ])
-        credit = issue_statement(credit, today=today)
-        original.status = Statement.Status.CREDITED
+        for position, line in enumerate(chosen, 1):
+            credit_line = StatementLine.objects.create(
+                statement=credit, position=position, kind=line.kind, label=line.label,
+                quantity=-line.quantity, unit_price=line.unit_price, amount=-line.amount,
+                period_start=line.period_start, period_end=line.period_end, credited_line=line)
+            # The credit note cancels exactly these sends: its CSV lists them.
+            credit_line.dispatches.set(line.dispatches.all())
+        credit = issue_statement(credit, today=today, send_email=False)
+        fully = len(chosen) == len(available)
+        original.status = Statement.Status.CREDITED if fully else Statement.Status.PARTIALLY_CREDITED
         original.save()
+    if send_email:
+        credit = send_statement(credit)
     return credit
 
 

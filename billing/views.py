@@ -90,9 +90,12 @@ def statement_csv(request, pk):
     response.write("\ufeff")
     writer = csv.writer(response, delimiter=";")
     writer.writerow(CSV_HEADER)
-    # A credit note cancels the sends of its invoice: it lists the same ones.
-    source = statement.credited_statement or statement
-    for line in source.lines.filter(kind=StatementLine.Kind.USAGE).order_by("position"):
+    lines = statement.lines.filter(kind=StatementLine.Kind.USAGE).order_by("position")
+    if statement.credited_statement_id and not lines.filter(credited_line__isnull=False).exists():
+        # Credit notes made before partial credit notes existed did not copy the sends they
+        # cancel; they cancelled the whole invoice, so its lines are theirs.
+        lines = statement.credited_statement.lines.filter(kind=StatementLine.Kind.USAGE).order_by("position")
+    for line in lines:
         units = line.dispatches.annotate(billed_at=Coalesce("sent_at", "created_at")).order_by(
             "billed_at", "pk")
         for index, unit in enumerate(units, 1):

@@ -189,6 +189,9 @@ ANYMAIL = {
     for key, value in env.ENVIRON.items()
     if key.startswith("ANYMAIL_")
 }
+# Amazon SES webhooks: refuse SNS posts whose AWS signature does not verify
+# (relance/sns.py). Turn off only to debug, never in production.
+AMAZON_SES_VERIFY_SNS_SIGNATURE = env.bool("AMAZON_SES_VERIFY_SNS_SIGNATURE", default=True)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="EasyRelance <noreply@e-doc-erp.fr>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Customers send from <slug>@PLATFORM_MAIL_DOMAIN until their own domain's SPF is verified.
@@ -226,8 +229,12 @@ RECOVERY_INDEMNITY = Decimal(env.str("RECOVERY_INDEMNITY", default="40.00"))
 Q_CLUSTER = {
     # One shared name for every cluster (they read each other's queue payloads);
     # an on-premise worker picks its own cluster with Q_CLUSTER_NAME, which
-    # django-q2 reads itself.
+    # django-q2 reads itself (and then requires ALT_CLUSTERS to exist, even empty).
     "name": "easyrelance",
+    "ALT_CLUSTERS": {},
+    # Seconds between two checks of the worker pool; the scheduler runs every
+    # 30 s of these, first at the check that reaches 30 (Q_GUARD_CYCLE=30: at start).
+    "guard_cycle": env.float("Q_GUARD_CYCLE", default=0.5),
     "workers": env.int("Q_WORKERS", default=2),
     # A run of a large task may take long: never kill it half-way. "retry"
     # must stay above "timeout" or django-q hands the task to a second worker.

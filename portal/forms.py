@@ -1,11 +1,13 @@
-"""Portal forms: login by e-mail with throttling, and the history filters."""
+"""Portal forms: login by e-mail with throttling, the history filters, the admin's invitation."""
 
 from django import forms
+from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 
 from relance.models import Dispatch
 
 from . import throttle
+from .models import PortalUser
 from .selectors import DEFAULT_SORT, GROUPS, SORTS
 
 
@@ -80,3 +82,22 @@ class HistoryFilterForm(forms.Form):
         data["debtor"] = (data.get("debtor") or "").strip()
         data["piece"] = (data.get("piece") or "").strip()
         return data
+
+
+class PortalUserInvitationForm(forms.ModelForm):
+    """Adding a portal user in the admin: the account is created from these and invited by e-mail."""
+
+    email = forms.EmailField(label="Adresse e-mail", help_text="Sert d'identifiant de connexion.")
+    first_name = forms.CharField(label="Prénom", max_length=150, required=False)
+    last_name = forms.CharField(label="Nom", max_length=150)
+
+    class Meta:
+        model = PortalUser
+        fields = ["customer"]
+
+    def clean_email(self):
+        email = self.cleaned_data["email"].strip().lower()
+        # Login is by e-mail address: two accounts sharing one would be ambiguous.
+        if get_user_model()._default_manager.filter(email__iexact=email).exists():
+            raise forms.ValidationError("Un compte existe déjà avec cette adresse e-mail.")
+        return email

@@ -21,9 +21,33 @@ from .forms import EmailLoginForm, HistoryFilterForm
 from .models import Handling
 
 PAGE_SIZE = 50
+# The history counts at most this many sends: an exact COUNT(*) over a large
+# customer's year (~1,000,000 rows) costs more than the page itself.
+HISTORY_COUNT_CAP = 10_000
 # Sortable history columns, in display order (keys of selectors.SORTS).
 SORT_COLUMNS = [("date", "Date"), ("piece", "Pièce"), ("tiers", "Débiteur"), ("niveau", "Niveau"),
                 ("statut", "Statut"), ("echeance", "Échéance"), ("reste", "Reste dû")]
+
+
+class CappedPaginator(Paginator):
+    """A paginator that counts at most ``cap`` rows; ``capped`` says the real total is larger.
+
+    Pages past the cap are not offered: the customer narrows the period or the
+    filters instead, which also keeps OFFSET small.
+    """
+
+    def __init__(self, object_list, per_page, *, cap):
+        super().__init__(object_list, per_page)
+        self.cap = cap
+        self.capped = False
+
+    @functools.cached_property
+    def count(self):
+        # COUNT over a LIMITed subquery of primary keys: it stops after cap + 1 index entries.
+        # Unordered, so PostgreSQL picks the index that fits the filters, not the sort.
+        found = self.object_list.order_by().values("pk")[: self.cap + 1].count()
+        self.capped = found > self.cap
+        return min(found, self.cap)
 
 
 def customer_required(view):
@@ -93,7 +117,8 @@ def history(request):
     form = HistoryFilterForm(request.GET or None, customer=request.customer)
     filters = form.filters() if request.GET else {"sort": selectors.DEFAULT_SORT}
     queryset = selectors.filter_history(selectors.dispatches_for(request.customer), **filters)
-    page = Paginator(queryset.select_related("task"), PAGE_SIZE).get_page(request.GET.get("page"))
+    paginator = CappedPaginator(queryset.select_related("task"), PAGE_SIZE, cap=HISTORY_COUNT_CAP)
+    page = paginator.get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     sort_query = query.copy()

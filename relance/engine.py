@@ -44,6 +44,8 @@ SKIP_PREVIOUS_LEVEL = "niveau précédent non envoyé ou trop récent"
 SKIP_PAID = "réglée entre-temps (vérifiée juste avant l'envoi)"
 SKIP_REVIEW = "envoi interrompu à vérifier dans l'admin"
 SKIP_CLAIMED = "prise en charge par une autre exécution"
+CLAIM_LOST = ("Exécution arrêtée : sa réservation a expiré (Q_TIMEOUT) et une autre exécution a repris "
+              "la tâche ; les échéances restantes lui sont laissées.")
 
 
 class TaskError(Exception):
@@ -248,14 +250,15 @@ class TaskRunner:
     def execute(self):
         # One run per task at a time, whoever fires it (scheduler, admin, command, another
         # machine): the claim is a conditional UPDATE that lets exactly one contender in.
-        claim = scheduling.claim_task(self.task)
-        if claim is None:
+        self.task_claim = scheduling.claim_task(self.task)
+        if self.task_claim is None:
             raise scheduling.TaskAlreadyRunning(
                 f"Tâche « {self.task.name} » déjà en cours d'exécution : rien n'a été lancé.")
         try:
             return self._execute_claimed()
         finally:
-            scheduling.release_task(self.task, claim)
+            if self.task_claim is not None:  # a lost claim belongs to the run that took it
+                scheduling.release_task(self.task, self.task_claim)
 
     def _execute_claimed(self):
         self.run = TaskRun.objects.create(task=self.task, origin=self.origin)
@@ -272,9 +275,19 @@ class TaskRunner:
                     if self.run.sent + self.run.diverted - self.flushed >= WRITEBACK_BATCH:
                         self.flush_writebacks(gateway)
                     self.save_counts(errors)
-                self.flush_writebacks(gateway)
+                    # Nothing kills a command-line run at Q_TIMEOUT: keep the task for the next
+                    # page, or stop sending if another run took it once the claim expired.
+                    self.task_claim = scheduling.renew_claim(self.task, self.task_claim)
+                    if self.task_claim is None:
+                        errors.append(CLAIM_LOST)
+                        break
+                if self.task_claim is not None:  # else the run holding the task writes back our sends
+                    self.flush_writebacks(gateway)
                 self.gestimum_queries = gateway.queries  # for benchmarks and run reports
-            status = TaskRun.Status.PARTIAL if self.run.failed else TaskRun.Status.SUCCEEDED
+            if self.task_claim is None:
+                status = TaskRun.Status.FAILED
+            else:
+                status = TaskRun.Status.PARTIAL if self.run.failed else TaskRun.Status.SUCCEEDED
         except (GestimumUnavailable, SelectionError, TaskError) as exc:
             errors.append(str(exc))
             status = TaskRun.Status.FAILED

@@ -167,6 +167,24 @@ def claim_task(task, *, now=None):
     return until
 
 
+def renew_claim(task, claim, *, now=None):
+    """Extend our claim on ``task``; return the new claim, or None if it is no longer ours.
+
+    A command-line run has no worker timeout to kill it, so it may outlive its
+    first claim; it renews it between pages. The UPDATE matches only our own
+    ``claimed_until``: once another run has taken an expired claim, renewing fails
+    and the caller must stop sending.
+    """
+    now = now or timezone.now()
+    # Never shorter than the claim being renewed, should the clock step back.
+    until = max(now + timedelta(seconds=settings.Q_CLUSTER["timeout"]), claim)
+    renewed = ReminderTask.objects.filter(pk=task.pk, claimed_until=claim).update(claimed_until=until)
+    if not renewed:
+        return None
+    task.claimed_until = until
+    return until
+
+
 def release_task(task, claim):
     # Only our own claim: an expired one may already belong to another run.
     ReminderTask.objects.filter(pk=task.pk, claimed_until=claim).update(claimed_until=None)

@@ -9,13 +9,17 @@ late "delivered" never undoes a "bounced".
 
 A hard bounce has three consequences, each done once and retried until done:
 the address is suppressed for the customer, the customer's notification
-mailbox gets a French notice, and Gestimum gets an ACTIONS row.
+mailbox gets a French notice, and Gestimum gets an ACTIONS row. A webhook only
+suppresses the address (one fast row) and queues the other two on django-q2:
+the customer's Gestimum and our SMTP relay may each take many seconds, and the
+provider gives up on, then retries, a webhook that answers slowly.
 """
 
 import hashlib
 import json
 import logging
 from datetime import timedelta
+from functools import partial
 
 from anymail.signals import tracking
 from django.conf import settings
@@ -24,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.dispatch import receiver
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from .formatting import date_fr, money
 from .gestimum.gateway import GestimumUnavailable, open_gateway
@@ -97,10 +102,12 @@ def fingerprint(*, provider, event_id, kind, recipient, raw):
 
 
 def apply_event(dispatch, *, kind, occurred_at=None, event_id="", recipient="", reason="",
-                bounce_type="", provider="", raw=None):
+                bounce_type="", provider="", raw=None, queue_consequences=False):
     """Record one event on a Dispatch and carry out what it implies. Returns (event, created).
 
     The same event applied twice is stored once and has its consequences once.
+    With ``queue_consequences``, a hard bounce's Gestimum row and notice are left
+    to a django-q2 worker (see ``queue_bounce_completion``) instead of done here.
     """
     raw = raw if raw is not None else {}
     occurred_at = occurred_at or timezone.now()
@@ -118,7 +125,12 @@ def apply_event(dispatch, *, kind, occurred_at=None, event_id="", recipient="", 
         return DeliveryEvent.objects.get(dispatch=dispatch, fingerprint=key), False
     advance_status(dispatch)
     if event.bounce_type == BounceType.HARD:
-        complete_hard_bounce(event)
+        if queue_consequences:
+            suppress_bounced(event)
+            # Queued once the event row is committed, or a fast worker would not find it.
+            transaction.on_commit(partial(queue_bounce_completion, event))
+        else:
+            complete_hard_bounce(event)
     return event, True
 
 
@@ -195,6 +207,7 @@ def on_tracking_event(sender, event, esp_name, **kwargs):
         recipient=event.recipient or "", reason=reason,
         bounce_type=bounce_type_of(event) if kind in (Kind.BOUNCED, Kind.REJECTED) else "",
         provider=esp_name, raw=event.esp_event if isinstance(event.esp_event, (dict, list)) else {},
+        queue_consequences=True,
     )
 
 
@@ -291,14 +304,49 @@ def _send_notice(event, *, gestimum_written):
         logger.warning("Avis de rejet de l'envoi %s non envoyé : %s", event.dispatch_id, exc)
 
 
+def suppress_bounced(event):
+    """The first consequence, cheap and done at once: never mail this address again."""
+    if event.recipient:
+        suppress(customer=event.dispatch.customer, address=event.recipient, reason=event.reason,
+                 dispatch=event.dispatch)
+
+
 def complete_hard_bounce(event):
     """Suppress the address, write Gestimum, tell the customer. Each step at most once."""
-    dispatch = event.dispatch
-    if event.recipient:
-        suppress(customer=dispatch.customer, address=event.recipient, reason=event.reason,
-                 dispatch=dispatch)
+    suppress_bounced(event)
     gestimum_written = _write_gestimum(event)
     _send_notice(event, gestimum_written=gestimum_written)
+
+
+def queue_bounce_completion(event):
+    """Queue ``complete_bounce`` for this hard bounce; returns the queue task id or None.
+
+    It goes to the customer's on-site worker when it has one: only that worker
+    reaches its Gestimum. If the queue cannot take it, the customer's next run
+    completes it (``complete_pending_bounces``), so the webhook still succeeds.
+    """
+    customer = event.dispatch.customer
+    try:
+        return async_task("relance.tracking.complete_bounce", event.pk,
+                          task_name=f"rejet-{event.pk}", group=f"customer-{customer.pk}",
+                          cluster=customer.worker_cluster or None)
+    except Exception as exc:
+        logger.warning("Suites du rejet %s non mises en file (reprises au prochain passage) : %s",
+                       event.pk, exc)
+        return None
+
+
+def complete_bounce(event_id):
+    """django-q2 entry point: carry out the consequences of one hard bounce, by DeliveryEvent id."""
+    event = DeliveryEvent.objects.select_related("dispatch__customer").filter(
+        pk=event_id, bounce_type=BounceType.HARD).first()
+    if event is None:
+        return f"Rejet {event_id} introuvable"
+    complete_hard_bounce(event)
+    event.refresh_from_db(fields=["gestimum_written_at"])
+    if event.gestimum_written_at is None:
+        return f"Rejet {event_id} traité ; Gestimum injoignable, repris au prochain passage"
+    return f"Rejet {event_id} traité"
 
 
 def complete_pending_bounces(*, customer=None, max_age_days=30):

@@ -43,4 +43,26 @@ def test_every_benchmark_runs_at_a_tiny_size_and_reports_json():
         assert statuses and set(statuses) == {"succeeded"}, (script, figures)
 
 
+PORTAL_KEYS = {"history_p95_ms", "dashboard_p95_ms", "pages", "measured_customer_sends", "fill_seconds"}
+PORTAL_PAGES = {"history", "history_page_500", "history_bounced_month", "history_level_2",
+                "history_debtor_code", "history_piece_prefix", "dashboard"}
+
+
+def test_the_portal_benchmark_runs_at_a_tiny_size_and_reports_json():
+    postgres = os.environ.get("DATABASE_URL", "").startswith("postgres")
+    extra = [] if postgres else ["--sqlite"]
+    process = subprocess.run(
+        [sys.executable, str(BENCH / "portal_pages.py"), "--size", "200", "--requests", "3", *extra],
+        cwd=BENCH, capture_output=True, text=True, timeout=180)
+    assert process.returncode == 0, process.stderr[-3000:]
+    figures = json.loads(process.stdout.strip().splitlines()[-1])
+    assert PORTAL_KEYS <= set(figures)
+    assert figures["size"] == 200
+    assert figures["database"] == ("postgresql" if postgres else "sqlite")
+    assert set(figures["pages"]) == PORTAL_PAGES
+    for page in figures["pages"].values():
+        assert {"p50_ms", "p95_ms", "max_ms", "queries"} <= set(page)
+        assert page["queries"] > 0
+
+
 pytestmark = pytest.mark.slow

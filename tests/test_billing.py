@@ -437,7 +437,13 @@ def test_the_admin_credit_note_action_cancels_an_issued_invoice(client_company, 
     make_contract(client_company)
     invoice = issue_statement(generate_statement(client_company, MARCH), today=date(2026, 4, 1))
 
-    admin_client.post("/admin/billing/statement/", {"action": "credit", "_selected_action": [invoice.pk]})
+    page = admin_client.post("/admin/billing/statement/",
+                             {"action": "credit", "_selected_action": [invoice.pk]})
+    assert "Motif" in page.content.decode() and not invoice.credit_notes.exists()
+    admin_client.post("/admin/billing/statement/", {
+        "action": "credit", "_selected_action": [invoice.pk], "apply": "1",
+        "reason": "Erreur de tarif", "lines": [line.pk for line in invoice.lines.all()],
+    })
 
     invoice.refresh_from_db()
     assert invoice.status == Statement.Status.CREDITED

@@ -138,6 +138,45 @@ def test_the_history_filters_by_status_level_task_debtor_piece_and_period(portal
     assert shown(date_to=(timezone.localdate() - timedelta(days=30)).isoformat()) == {old.pk}
 
 
+def test_the_dashboard_chart_keeps_past_months_cached_and_the_current_month_live(portal_client, acme):
+    make_dispatch(acme, status=Status.DELIVERED, created_at=timezone.now() - timedelta(days=45))
+    url = reverse("portal:dashboard")
+    portal_client.get(url)
+    make_dispatch(acme, status=Status.DELIVERED, created_at=timezone.now() - timedelta(days=45))
+    make_dispatch(acme, status=Status.DELIVERED)
+
+    rows = portal_client.get(url).context["status_chart"].rows
+
+    # Past months may lag up to CLOSED_MONTHS_SECONDS; this month never does.
+    assert rows[-1][2] == 1 and sum(row[2] for row in rows) == 2
+    cache.clear()
+    assert sum(row[2] for row in portal_client.get(url).context["status_chart"].rows) == 3
+
+
+def test_the_history_count_stops_at_the_cap_and_says_so(portal_client, acme, monkeypatch):
+    monkeypatch.setattr("portal.views.HISTORY_COUNT_CAP", 5)
+    monkeypatch.setattr("portal.views.PAGE_SIZE", 2)
+    for _ in range(7):
+        make_dispatch(acme)
+    url = reverse("portal:history")
+
+    response = portal_client.get(url)
+
+    assert "Plus de 5 envois : affinez la période ou les filtres" in text(response)
+    assert "Page 1 sur plus de 3" in text(response)
+    # A page past the cap shows the last reachable page rather than an error.
+    assert portal_client.get(url, {"page": 99}).context["page"].number == 3
+
+
+def test_the_history_count_is_exact_below_the_cap(portal_client, acme):
+    for _ in range(3):
+        make_dispatch(acme)
+
+    page = text(portal_client.get(reverse("portal:history")))
+
+    assert "3 envois" in page and "Plus de" not in page
+
+
 def test_the_history_sorts_and_paginates(portal_client, acme):
     for i in range(60):
         make_dispatch(acme, doc_piece=f"FA{i:03d}", remaining=Decimal(i))

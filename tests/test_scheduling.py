@@ -11,13 +11,14 @@ from django_q.models import Schedule
 
 from relance import scheduling
 from relance.business_calendar import is_business_day, next_business_day
-from relance.engine import run_task
+from relance.engine import TaskRunner, run_task
 from relance.models import Dispatch, ReminderTask, TaskRun
 from relance.scheduling import (
     TaskAlreadyRunning,
     claim_task,
     next_occurrence,
     release_task,
+    renew_claim,
     run_due_task,
     schedule_name,
 )
@@ -373,3 +374,83 @@ def test_the_claim_outlives_no_worker_timeout(make_task, settings):
     assert claim_task(task, now=now + timedelta(seconds=1)) is None
     assert claim_task(task, now=claim) is not None
     assert scheduling.SCHEDULE_FUNC == "relance.tasks.run_scheduled_task"
+
+
+# -- a run longer than Q_TIMEOUT (command line: nothing kills it) -----------------------------
+
+def test_a_renewed_claim_outlives_its_first_expiry_until_another_run_takes_it(make_task, settings):
+    task = make_task()
+    timeout = timedelta(seconds=settings.Q_CLUSTER["timeout"])
+    now = timezone.now()
+    claim = claim_task(task, now=now)
+
+    renewed = renew_claim(task, claim, now=now + timeout - timedelta(seconds=1))
+
+    assert renewed == now + 2 * timeout - timedelta(seconds=1)
+    assert claim_task(task, now=claim) is None
+    # Renewed too late: the claim expired and another run took the task.
+    theirs = claim_task(task, now=renewed)
+    assert theirs is not None
+    assert renew_claim(task, renewed, now=renewed) is None
+    task.refresh_from_db()
+    assert task.claimed_until == theirs
+
+
+def overdue_invoices(gestimum, count):
+    gestimum.tiers("CL001", email="a@client.example")
+    for number in range(1, count + 1):
+        gestimum.invoice("CL001", piece=f"FA{number}", days_late=10)
+
+
+def test_a_run_renews_its_claim_after_each_page(gestimum, smtp_server, make_task, settings, monkeypatch):
+    settings.GESTIMUM = {**settings.GESTIMUM, "PAGE_SIZE": 1}
+    overdue_invoices(gestimum, 2)
+    task = make_task()
+    held, contenders = [], []
+    real_process_page = TaskRunner.process_page
+
+    def process_page(runner, *args):
+        held.append(ReminderTask.objects.get(pk=task.pk).claimed_until)
+        if len(held) == 2:
+            # At the first claim's expiry, another run must still find the task held.
+            contenders.append(claim_task(ReminderTask.objects.get(pk=task.pk), now=held[0]))
+        return real_process_page(runner, *args)
+
+    monkeypatch.setattr(TaskRunner, "process_page", process_page)
+    run = run_task(task.pk)
+
+    assert run.status == TaskRun.Status.SUCCEEDED and run.sent == 2
+    assert held[1] > held[0]
+    assert contenders == [None]
+    task.refresh_from_db()
+    assert task.claimed_until is None  # the renewed claim is the one released
+
+
+def test_a_run_whose_expired_claim_was_taken_stops_before_the_next_page(
+        gestimum, smtp_server, make_task, settings, monkeypatch):
+    settings.GESTIMUM = {**settings.GESTIMUM, "PAGE_SIZE": 2}
+    overdue_invoices(gestimum, 4)
+    task = make_task()
+    taken = []
+    real_process_page = TaskRunner.process_page
+
+    def page_outlasting_the_claim(runner, *args):
+        real_process_page(runner, *args)
+        if not taken:
+            # The page outlasted Q_TIMEOUT: the claim expired and another run took the task.
+            expired = ReminderTask.objects.get(pk=task.pk).claimed_until
+            taken.append(claim_task(ReminderTask.objects.get(pk=task.pk), now=expired))
+
+    monkeypatch.setattr(TaskRunner, "process_page", page_outlasting_the_claim)
+    run = run_task(task.pk)
+
+    assert taken[0] is not None
+    assert run.status == TaskRun.Status.FAILED
+    assert "une autre exécution a repris la tâche" in run.errors
+    assert run.sent == 2
+    assert len(smtp_server.messages) == 2
+    assert sorted(Dispatch.objects.values_list("doc_piece", flat=True)) == ["FA1", "FA2"]
+    # The run holding the task now writes these sends back to Gestimum, not the stopped one.
+    assert set(Dispatch.objects.values_list("writeback_pending", flat=True)) == {True}
+    task.refresh_from_db()
+    assert task.claimed_until == taken[0]

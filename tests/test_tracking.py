@@ -8,7 +8,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
+from django_q.conf import Conf
 
 from relance import tracking
 from relance.engine import run_task
@@ -25,6 +27,13 @@ MAILGUN_KEY = "key-0123456789abcdef0123456789abcdef"
 @pytest.fixture(autouse=True)
 def webhook_settings(settings):
     settings.ANYMAIL = {"WEBHOOK_SECRET": SECRET, "MAILGUN_WEBHOOK_SIGNING_KEY": MAILGUN_KEY}
+
+
+@pytest.fixture(autouse=True)
+def queue_runs_at_once(monkeypatch):
+    # A hard bounce's Gestimum row and notice are queued on django-q2; here the queue
+    # runs them as soon as they are queued. (django-q2 reads Q_CLUSTER once, at import.)
+    monkeypatch.setattr(Conf, "SYNC", True)
 
 
 def auth(credentials=SECRET):
@@ -45,7 +54,10 @@ def make_dispatch(customer, **fields):
 
 
 def post_json(client, url, payload, **extra):
-    return client.post(url, data=json.dumps(payload), content_type="application/json", **extra)
+    # The webhook queues a hard bounce's consequences once its transaction commits; the
+    # test's transaction never does, so the commit callbacks are run here.
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return client.post(url, data=json.dumps(payload), content_type="application/json", **extra)
 
 
 # Real shapes, from the providers' documentation and anymail's own tests.
