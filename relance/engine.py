@@ -18,9 +18,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import addressing, divert, documents, dsn, rendering, scheduling, templating, tracking
-from .formatting import money
-from .gestimum.gateway import GestimumUnavailable, WriteBack, open_gateway
+from . import addressing, divert, documents, dsn, rendering, scheduling, templating, tracking, writeback
+from .gestimum.gateway import GestimumUnavailable, open_gateway
 from .gestimum.selection import CriterionSpec, Selection, SelectionError, split_codes
 from .mailer import Mailer, SendError, build_message, new_message_id
 from .models import AddressSource, Dispatch, ReminderTask, TaskRun
@@ -34,10 +33,6 @@ Status = Dispatch.Status
 # (GESTIMUM PAGE_SIZE, 1,000) keeps a run within its budget of Gestimum
 # statements (bench/README.md): one read of lines and one re-check per page.
 RECHECK_CHUNK = 1000
-# Sends are written back to Gestimum every this many sends (and at the end of
-# the run), a few statements per batch: Gestimum sees the status within minutes
-# and a run stays within its budget of Gestimum statements (bench/README.md).
-WRITEBACK_BATCH = 5000
 
 SKIP_ALREADY_SENT = "déjà relancée à ce niveau"
 SKIP_PREVIOUS_LEVEL = "niveau précédent non envoyé ou trop récent"
@@ -272,7 +267,7 @@ class TaskRunner:
                 for page in gateway.candidate_pages(self.selection, today=self.today):
                     self.run.selected += len(page)
                     self.process_page(gateway, mailer, page, errors)
-                    if self.run.sent + self.run.diverted - self.flushed >= WRITEBACK_BATCH:
+                    if self.run.sent + self.run.diverted - self.flushed >= writeback.WRITEBACK_BATCH:
                         self.flush_writebacks(gateway)
                     self.save_counts(errors)
                     # Nothing kills a command-line run at Q_TIMEOUT: keep the task for the next
@@ -473,46 +468,10 @@ class TaskRunner:
         self.run.sent += 1
 
     def flush_writebacks(self, gateway):
-        """Write every recorded send of this task that Gestimum does not know yet.
-
-        Called at the start and end of a run and every WRITEBACK_BATCH sends: the
-        pending flag on each Dispatch carries what a crash leaves unwritten.
-        """
+        """Write back this task's recorded sends; called at the start and end of a run
+        and every WRITEBACK_BATCH sends."""
         self.flushed = self.run.sent + self.run.diverted
-        task = self.task
-        enabled = task.writeback_action or task.writeback_nbrel or task.writeback_relances
-        while True:
-            pending = Dispatch.objects.filter(task=task, writeback_pending=True).order_by("pk")
-            batch = list(pending[:WRITEBACK_BATCH])
-            if not batch:
-                return
-            if enabled:
-                gateway.write_back(
-                    [writeback_record(d) for d in batch], action=task.writeback_action,
-                    nbrel=task.writeback_nbrel, relances=task.writeback_relances,
-                )
-            Dispatch.objects.filter(pk__in=[d.pk for d in batch]).update(
-                writeback_pending=False, writeback_at=timezone.now())
-
-
-def writeback_record(dispatch):
-    emailed = dispatch.channel == Dispatch.Channel.EMAIL
-    if emailed:
-        summary = f"Relance niveau {dispatch.level} envoyée par e-mail : {dispatch.doc_piece}"
-        details = (f"Relance EasyRelance niveau {dispatch.level}\nÀ : {dispatch.to}\n"
-                   + (f"Cc : {dispatch.cc}\n" if dispatch.cc else "")
-                   + f"Objet : {dispatch.subject}\nReste dû : {money(dispatch.remaining)}\n"
-                   + f"Envoi n° {dispatch.pk}, Message-ID {dispatch.message_id}")
-    else:
-        summary = f"Relance niveau {dispatch.level} à envoyer par courrier : {dispatch.doc_piece}"
-        details = (f"Document réacheminé (pas d'envoi par e-mail) : {dispatch.divert_reason}\n"
-                   f"Fichier : {dispatch.divert_path}\nEnvoi n° {dispatch.pk}")
-    return WriteBack(
-        ech_numero=dispatch.ech_numero, doc_numero=dispatch.doc_numero, pcf_code=dispatch.pcf_code,
-        piece=dispatch.doc_piece, level=dispatch.level, emailed=emailed, summary=summary,
-        details=details, amount=dispatch.remaining or 0,
-        file_name=dispatch.divert_path or (dispatch.pdf.name if dispatch.pdf else ""),
-    )
+        writeback.flush_pending(task=self.task, gateway=gateway)
 
 
 def run_task(task_id, *, origin=TaskRun.Origin.COMMAND, today=None):
