@@ -97,7 +97,7 @@ def fill_portal(size, *, sqlite):
     fixed = {"run_id": None, "doc_numero": "", "from_email": "dupont@relance.example", "cc": "",
              "bcc": "", "message_id": "", "provider_message_id": "", "pdf": "", "pdf_sha256": "",
              "divert_path": "", "error": "", "writeback_pending": False, "writeback_at": None,
-             "pdf_data_hash": ""}
+             "pdf_data_hash": "", "handled_at": None}
     measured_sends = 0
 
     def rows():
@@ -151,6 +151,8 @@ def fill_portal(size, *, sqlite):
                .values_list("pk", flat=True))
     Handling.objects.bulk_create([Handling(dispatch_id=pk, handled_by=user) for pk in handled],
                                  batch_size=5000)
+    Dispatch.objects.filter(status__in=["bounced", "rejected", "complained", "diverted"],
+                            created_at__lt=now - timedelta(days=60)).update(handled_at=now)
     with connection.cursor() as cursor:
         # Autovacuum would have done it on a live database: statistics and the visibility map.
         cursor.execute("ANALYZE" if sqlite else "VACUUM (ANALYZE)")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.apps import apps
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Count, Q
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
@@ -172,7 +173,7 @@ def _as_date(value):
 
 def needing_action(customer, statuses):
     """Sends in ``statuses`` the customer has not marked as handled yet, oldest first."""
-    return (dispatches_for(customer).filter(status__in=statuses, portal_handling__isnull=True)
+    return (dispatches_for(customer).filter(status__in=statuses, handled_at__isnull=True)
             .order_by("created_at", "pk"))
 
 
@@ -187,11 +188,17 @@ def pending_bounces(customer):
 def mark_handled(customer, *, ids, user):
     """Mark the customer's diverted or bounced sends among ``ids`` as handled; return how many."""
     statuses = [Status.DIVERTED, *BOUNCE_STATUSES]
-    targets = needing_action(customer, statuses).filter(pk__in=ids).values_list("pk", flat=True)
-    created = Handling.objects.bulk_create(
-        [Handling(dispatch_id=pk, handled_by=user) for pk in targets], ignore_conflicts=True
-    )
-    return len(created)
+    with transaction.atomic():
+        targets = list(needing_action(customer, statuses).filter(pk__in=ids)
+                       .select_for_update().values_list("pk", flat=True))
+        now = timezone.now()
+        Handling.objects.bulk_create(
+            [Handling(dispatch_id=pk, handled_by=user, handled_at=now) for pk in targets],
+            ignore_conflicts=True,
+        )
+        # The flag on Dispatch is what the to-do lists filter on (partial index).
+        Dispatch.objects.filter(pk__in=targets).update(handled_at=now)
+    return len(targets)
 
 
 def events_of(dispatch):

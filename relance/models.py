@@ -525,6 +525,9 @@ class Dispatch(models.Model):
     # Fingerprint of the data printed on the PDF: a later level reuses the stored PDF.
     pdf_data_hash = models.CharField("empreinte des données du PDF", max_length=64, blank=True,
                                      db_index=True)
+    # Set when the customer marks a diverted document posted or a bounce followed up
+    # (portal); who did it is kept in portal.Handling.
+    handled_at = models.DateTimeField("suivi traité le", null=True, blank=True)
 
     class Meta:
         verbose_name = "envoi"
@@ -547,6 +550,10 @@ class Dispatch(models.Model):
                          opclasses=["", "varchar_pattern_ops"]),
             # The portal's "to handle" counts: ids by status without reading the table.
             models.Index(fields=["customer", "status", "id"], name="dispatch_customer_status_id"),
+            # The portal's to-do lists read only what still needs the customer's action.
+            models.Index(fields=["customer", "created_at"], name="dispatch_to_handle",
+                         condition=models.Q(handled_at__isnull=True,
+                                            status__in=["diverted", "bounced", "rejected", "complained"])),
         ]
 
     def __str__(self):

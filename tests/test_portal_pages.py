@@ -13,6 +13,7 @@ from django.utils import timezone
 from pypdf import PdfReader
 
 from portal.models import Handling
+from portal.selectors import mark_handled
 from relance.models import Dispatch, ReminderTask
 
 from .test_portal import (
@@ -301,7 +302,7 @@ def test_all_pending_diverted_documents_download_as_one_pdf(portal_client, acme)
     make_dispatch(acme, status=Status.DIVERTED, pdf=pdf_bytes(2))
     make_dispatch(acme, status=Status.DIVERTED, pdf=pdf_bytes(1))
     handled = make_dispatch(acme, status=Status.DIVERTED, pdf=pdf_bytes(5))
-    Handling.objects.create(dispatch=handled)
+    mark_handled(acme, ids=[handled.pk], user=None)
 
     response = portal_client.get(reverse("portal:diverted_pdf"))
 
