@@ -20,7 +20,7 @@ demo: $(STAMP)
 	@echo "E-mails envoyés (fichiers .eml) : var/sent-mail/"
 	@echo "Documents réacheminés (PDF + manifeste.csv) : var/divert/demo/"
 	@echo "Preuves d'envoi (PDF) : var/media/dispatches/"
-	@echo "Pour l'administration : make serve, puis http://127.0.0.1:8000/admin/ (identifiants ci-dessus)"
+	@echo "Ensuite : make serve, puis http://127.0.0.1:8000/admin/ (administration) ou http://127.0.0.1:8000/ (espace client), identifiants ci-dessus"
 
 test: $(STAMP)
 	$(PY) -m pytest

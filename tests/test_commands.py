@@ -1,5 +1,6 @@
 """The commands a newcomer and staff type: demo setup, runs, dry runs, previews."""
 
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -37,6 +38,8 @@ def test_the_demo_sends_and_diverts_then_sends_nothing_new(settings, tmp_path):
     assert len(list(settings.EMAIL_FILE_PATH.glob("*.eml"))) == len(eml_files)
     assert "déjà relancée à ce niveau" in second
     assert Dispatch.objects.filter(customer=demo).count() == run1.sent + run1.diverted
+    assert demo.portal_users.get().user.email == "adv@demo-negoce.example.com"
+    assert demo.contract.prices.get().unit_price == Decimal("0.35")
     manifest = settings.DIVERT_ROOT / "demo" / "courrier" / "niveau1" / "manifeste.csv"
     assert len(manifest.read_text(encoding="utf-8-sig").splitlines()) == run1.diverted + 1
 

@@ -1,5 +1,6 @@
 import io
 import secrets
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -69,10 +70,38 @@ class Command(BaseCommand):
             if not task.attachments.exists():
                 attachment = FixedAttachment(task=task, name="Conditions_generales_de_vente.pdf")
                 attachment.file.save("cgv-demo.pdf", ContentFile(terms_pdf()), save=True)
+        self.contract(customer)
         password = self.admin_password()
+        portal_email = self.portal_user(customer, password)
         self.stdout.write(self.style.SUCCESS(
             f"Client de démonstration prêt : « {customer.name} », tâches n° {level1.pk} et {level2.pk}."))
         self.stdout.write(f"Administration : utilisateur « admin », mot de passe « {password} »")
+        self.stdout.write(f"Espace client : e-mail « {portal_email} », même mot de passe")
+
+    def contract(self, customer):
+        from datetime import date
+
+        from billing.models import Contract, ContractPrice
+
+        contract, created = Contract.objects.get_or_create(
+            customer=customer,
+            defaults={"start_date": date.today().replace(day=1), "installation_fee": Decimal("490.00"),
+                      "billing_email": "comptabilite@demo-negoce.example.com"},
+        )
+        if created:
+            ContractPrice.objects.create(contract=contract, effective_from=contract.start_date,
+                                         monthly_fee=Decimal("49.00"), unit_price=Decimal("0.35"))
+
+    def portal_user(self, customer, password):
+        from portal.models import PortalUser
+
+        email = "adv@demo-negoce.example.com"
+        user, _ = get_user_model().objects.get_or_create(
+            username="adv-demo", defaults={"email": email, "first_name": "Claire", "last_name": "Martin"})
+        user.set_password(password)
+        user.save()
+        PortalUser.objects.get_or_create(user=user, defaults={"customer": customer})
+        return email
 
     def task(self, customer, *, level, days, schedule, name, body, subject):
         task, _ = ReminderTask.objects.get_or_create(
