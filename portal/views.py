@@ -6,13 +6,14 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from relance.documents import stored_pdf_response
 from relance.formatting import date_long_fr
 from relance.models import Dispatch
 
@@ -163,16 +164,8 @@ def pdf_filename(dispatch):
 
 @customer_required
 def download_pdf(request, pk):
-    # Served through an access-checked view, never from MEDIA_URL: invoices are not public files.
     dispatch = _dispatch_or_404(request, pk)
-    if not dispatch.pdf:
-        raise Http404("Aucun PDF n'est enregistré pour cet envoi.")
-    try:
-        handle = dispatch.pdf.open("rb")
-    except FileNotFoundError:
-        raise Http404("Le fichier PDF de cet envoi est introuvable sur le serveur.") from None
-    return FileResponse(handle, content_type="application/pdf", as_attachment=True,
-                        filename=pdf_filename(dispatch))
+    return stored_pdf_response(dispatch, filename=pdf_filename(dispatch), as_attachment=True)
 
 
 @customer_required

@@ -14,7 +14,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -30,6 +30,7 @@ from .admin_forms import (
     mask_url,
     variables_help_html,
 )
+from .documents import stored_pdf_response
 from .formatting import date_fr, money
 from .models import (
     AddressSource,
@@ -496,18 +497,10 @@ class DispatchAdmin(admin.ModelAdmin):
         return custom + super().get_urls()
 
     def pdf_view(self, request, object_id):
-        # Served through the admin, never from MEDIA_URL: invoices are not public files.
         dispatch = get_object_or_404(Dispatch, pk=object_id)
         if not self.has_view_permission(request, dispatch):
             raise Http404("Envoi introuvable.")
-        if not dispatch.pdf:
-            raise Http404("Aucun PDF n'est enregistré pour cet envoi.")
-        try:
-            handle = dispatch.pdf.open("rb")
-        except FileNotFoundError:
-            raise Http404("Le fichier PDF de cet envoi est introuvable sur le serveur.") from None
-        return FileResponse(handle, content_type="application/pdf",
-                            filename=os.path.basename(dispatch.pdf.name))
+        return stored_pdf_response(dispatch, filename=os.path.basename(dispatch.pdf.name))
 
     @admin.action(description="Confirmer comme envoyé (ne pas renvoyer)", permissions=["change"])
     def confirm_sent(self, request, queryset):

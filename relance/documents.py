@@ -12,6 +12,7 @@ import re
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404
 
 from . import rendering
 from .models import Dispatch, ReminderTask
@@ -97,3 +98,18 @@ def store_pdf(pdf):
     if not default_storage.exists(name):
         name = default_storage.save(name, ContentFile(pdf))
     return {"pdf": name, "pdf_sha256": digest}
+
+
+def stored_pdf_response(dispatch, *, filename, as_attachment=False):
+    """The PDF as sent, for a view that has already checked who may see this Dispatch.
+
+    Invoices are never served from MEDIA_URL: they are not public files.
+    """
+    if not dispatch.pdf:
+        raise Http404("Aucun PDF n'est enregistré pour cet envoi.")
+    try:
+        handle = dispatch.pdf.open("rb")
+    except FileNotFoundError:
+        raise Http404("Le fichier PDF de cet envoi est introuvable sur le serveur.") from None
+    return FileResponse(handle, content_type="application/pdf", as_attachment=as_attachment,
+                        filename=filename)

@@ -13,7 +13,7 @@ from django.db import connections, transaction
 from django.db.models import F
 
 from .connection import gestimum_alias
-from .gateway import describe_connection_error
+from .gateway import describe_connection_error, live_columns
 from .models import ALL_MODELS, Action, Counter, Echeance, Relance, RelanceEcheance, RelanceTiers
 from .selection import base_annotations, unpaid_filter
 
@@ -152,20 +152,6 @@ def _family(internal_type):
     return None
 
 
-def _live_columns(alias, table):
-    connection = connections[alias]
-    with connection.cursor() as cursor:
-        description = connection.introspection.get_table_description(cursor, table)
-    found = {}
-    for info in description:
-        try:
-            internal = connection.introspection.get_field_type(info.type_code, info)
-        except KeyError:
-            internal = "Unknown"
-        found[info.name.upper()] = (info.name, internal)
-    return found
-
-
 def _tables_and_columns(report, alias, state):
     connection = connections[alias]
     existing = {name.upper() for name in connection.introspection.table_names()}
@@ -182,7 +168,7 @@ def _tables_and_columns(report, alias, state):
                        + (" : l'option « inscrire dans RELANCES » ne pourra pas être activée."
                           if optional else " : est-ce bien une base Gestimum V7 ou plus récente ?"))
             continue
-        columns = _live_columns(alias, table)
+        columns = live_columns(alias, table)
         state["columns"][table] = columns
         problems = []
         for model_field in model._meta.local_fields:

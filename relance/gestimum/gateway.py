@@ -121,6 +121,21 @@ def open_gateway(customer):
         context.__exit__(None, None, None)
 
 
+def live_columns(alias, table):
+    """{UPPER_NAME: (real_name, Django internal type)} of a table, from the database's introspection."""
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        description = connection.introspection.get_table_description(cursor, table)
+    found = {}
+    for info in description:
+        try:
+            internal = connection.introspection.get_field_type(info.type_code, info)
+        except KeyError:
+            internal = "Unknown"
+        found[info.name.upper()] = (info.name, internal)
+    return found
+
+
 def check_columns(customer, pairs):
     """French errors for the (TABLE, COLUMN) pairs the live database does not have."""
     errors = []
@@ -148,18 +163,8 @@ class Gateway:
     def columns(self, table):
         """{UPPER_NAME: (real_name, internal_type)} of a table, read once per run."""
         if table not in self._columns:
-            connection = connections[self.alias]
-            with connection.cursor() as cursor:
-                description = connection.introspection.get_table_description(cursor, table)
+            self._columns[table] = live_columns(self.alias, table)
             self.queries += 1
-            found = {}
-            for info in description:
-                try:
-                    internal = connection.introspection.get_field_type(info.type_code, info)
-                except KeyError:
-                    internal = "Unknown"
-                found[info.name.upper()] = (info.name, internal)
-            self._columns[table] = found
         return self._columns[table]
 
     def column(self, table, column):
