@@ -1,10 +1,12 @@
-"""Portal forms: login by e-mail with throttling, the history filters, the admin's invitation."""
+"""Portal forms: login by e-mail with throttling, the history filters, the admin's invitation, pauses."""
 
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
+from django.utils import timezone
 
-from relance.models import Dispatch
+from relance.models import Dispatch, ReminderPause
+from relance.models.pauses import normalize_code
 
 from . import throttle
 from .models import PortalUser
@@ -101,3 +103,35 @@ class PortalUserInvitationForm(forms.ModelForm):
         if get_user_model()._default_manager.filter(email__iexact=email).exists():
             raise forms.ValidationError("Un compte existe déjà avec cette adresse e-mail.")
         return email
+
+
+class PauseForm(forms.ModelForm):
+    """A customer suspends reminders for one debtor or one of its invoices."""
+
+    class Meta:
+        model = ReminderPause
+        fields = ["pcf_code", "doc_piece", "reason", "until"]
+        labels = {"pcf_code": "Code tiers du débiteur", "doc_piece": "N° de facture (facultatif)"}
+        help_texts = {
+            "pcf_code": "Le code du client dans Gestimum (PCF_CODE), par exemple « CL0042 ».",
+            "doc_piece": "Vide : aucune facture de ce débiteur n'est relancée.",
+            "until": "Vide : jusqu'à ce que vous leviez la pause.",
+        }
+        widgets = {"until": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")}
+
+    def __init__(self, *args, customer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.customer = customer
+
+    def clean(self):
+        cleaned = super().clean()
+        code = normalize_code(cleaned.get("pcf_code"))
+        piece = normalize_code(cleaned.get("doc_piece"))
+        if code:
+            in_force = ReminderPause.objects.filter(customer=self.instance.customer, pcf_code=code).active(
+                timezone.localdate())
+            if in_force.filter(doc_piece="").exists():
+                raise forms.ValidationError(f"Le débiteur {code} est déjà en pause pour toutes ses factures.")
+            if piece and in_force.filter(doc_piece=piece).exists():
+                raise forms.ValidationError(f"La facture {piece} du débiteur {code} est déjà en pause.")
+        return cleaned

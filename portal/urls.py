@@ -20,4 +20,6 @@ urlpatterns = [
     path("envois/traiter/", views.mark_handled, name="mark_handled"),
     path("courrier/", views.diverted, name="diverted"),
     path("courrier/a-imprimer.pdf", views.diverted_pdf, name="diverted_pdf"),
+    path("pauses/", views.pauses, name="pauses"),
+    path("pauses/<int:pk>/lever/", views.lift_pause, name="lift_pause"),
 ]

@@ -15,10 +15,10 @@ from django.views.decorators.http import require_POST
 
 from relance.documents import stored_pdf_response
 from relance.formatting import date_long_fr
-from relance.models import Dispatch
+from relance.models import Dispatch, ReminderPause
 
 from . import charts, exports, selectors
-from .forms import EmailLoginForm, HistoryFilterForm
+from .forms import EmailLoginForm, HistoryFilterForm, PauseForm
 from .models import Handling
 
 PAGE_SIZE = 50
@@ -204,6 +204,46 @@ def mark_handled(request):
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = reverse("portal:diverted")
     return redirect(target)
+
+
+@customer_required
+def pauses(request):
+    """Pauses in force and ended ones; the form to suspend a debtor or an invoice."""
+    if request.method == "POST":
+        form = PauseForm(request.POST, customer=request.customer)
+        if form.is_valid():
+            pause = form.save(commit=False)
+            pause.created_by = request.user.email or request.user.get_username()
+            pause.save()
+            messages.success(request, f"Relances suspendues pour {pause.pcf_code} ({pause.scope_label}) : "
+                                      "elles ne partiront plus tant que la pause est en vigueur.")
+            if not selectors.dispatches_for(request.customer).filter(pcf_code=pause.pcf_code).exists():
+                messages.warning(request, f"Aucun envoi connu pour le code tiers « {pause.pcf_code} » : "
+                                          "vérifiez qu'il s'agit bien du code du client dans Gestimum.")
+            return redirect("portal:pauses")
+    else:
+        initial = {key: request.GET[key] for key in ("pcf_code", "doc_piece") if request.GET.get(key)}
+        form = PauseForm(initial=initial, customer=request.customer)
+    today = timezone.localdate()
+    mine = ReminderPause.objects.filter(customer=request.customer)
+    active = list(mine.active(today))
+    ended = list(mine.exclude(pk__in=[pause.pk for pause in active])[:50])
+    return render(request, "portal/pauses.html", {"form": form, "active": active, "ended": ended,
+                                                  "nav": "pauses"})
+
+
+@require_POST
+@customer_required
+def lift_pause(request, pk):
+    try:
+        pause = ReminderPause.objects.get(pk=pk, customer=request.customer)
+    except ReminderPause.DoesNotExist:
+        raise Http404("Pause introuvable.") from None
+    if pause.lifted_at is None:
+        pause.lift(by=request.user.email or request.user.get_username())
+        messages.success(request, f"Pause levée pour {pause.pcf_code} ({pause.scope_label}) : les relances "
+                                  "reprennent à la prochaine exécution des tâches.")
+    return redirect("portal:pauses")
 
 
 # Password reset: Django's views, French templates, names inside the portal namespace.

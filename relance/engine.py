@@ -22,7 +22,7 @@ from . import addressing, divert, documents, dsn, rendering, scheduling, templat
 from .gestimum.gateway import GestimumUnavailable, open_gateway
 from .gestimum.selection import CriterionSpec, Selection, SelectionError, split_codes
 from .mailer import Mailer, SendError, build_message, new_message_id
-from .models import AddressSource, Dispatch, ReminderTask, TaskRun
+from .models import AddressSource, Dispatch, PauseIndex, ReminderTask, TaskRun
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ SKIP_PREVIOUS_LEVEL = "niveau précédent non envoyé ou trop récent"
 SKIP_PAID = "réglée entre-temps (vérifiée juste avant l'envoi)"
 SKIP_REVIEW = "envoi interrompu à vérifier dans l'admin"
 SKIP_CLAIMED = "prise en charge par une autre exécution"
+SKIP_PAUSED = "en pause (débiteur ou facture suspendu)"
+SKIP_DEBTOR_GAP = "débiteur relancé récemment (écart minimum entre deux relances)"
 CLAIM_LOST = ("Exécution arrêtée : sa réservation a expiré (Q_TIMEOUT) et une autre exécution a repris "
               "la tâche ; les échéances restantes lui sont laissées.")
 
@@ -145,6 +147,8 @@ class TaskRunner:
         self.flushed = 0  # sends of this run already written back to Gestimum
         # Hard-bounced addresses, loaded once: items whose only address is here are diverted.
         self.suppressed = tracking.suppressed_addresses(self.customer)
+        # Debtors and invoices paused (dispute…) on the run's date, loaded once.
+        self.pauses = PauseIndex.load(self.customer, self.today)
 
     # -- planning (shared by runs and previews) --------------------------------------
     def plan(self, candidates):
@@ -167,6 +171,7 @@ class TaskRunner:
                                             days=self.task.min_days_since_previous))
                 .values_list("ech_numero", flat=True)
             )
+        recent_debtors = self.recently_reminded_debtors(candidates)
         items = []
         for candidate in candidates:
             numero = candidate.echeance.numero
@@ -180,6 +185,12 @@ class TaskRunner:
                     items.append(PlannedItem(candidate, "skip", SKIP_ALREADY_SENT))
                     continue
                 retry_id = existing[numero]  # a failed or never-attempted send is tried again
+            if self.pauses.pause_for(candidate.tiers.code, candidate.echeance.piece):
+                items.append(PlannedItem(candidate, "skip", SKIP_PAUSED))
+                continue
+            if candidate.tiers.code in recent_debtors:
+                items.append(PlannedItem(candidate, "skip", SKIP_DEBTOR_GAP))
+                continue
             if previous_ok is not None and numero not in previous_ok:
                 items.append(PlannedItem(candidate, "skip", SKIP_PREVIOUS_LEVEL))
                 continue
@@ -187,6 +198,21 @@ class TaskRunner:
             action = "email" if recipients.to else "divert"
             items.append(PlannedItem(candidate, action, recipients.divert_reason, recipients, retry_id))
         return items
+
+    def recently_reminded_debtors(self, candidates):
+        """Debtors of this page reminded (any task, e-mail or post) within the task's minimum gap.
+
+        Sends of the current run don't count: a debtor's invoices of one run all go out.
+        """
+        gap = self.task.min_days_between_debtor_reminders
+        if not gap:
+            return set()
+        recent = Dispatch.objects.filter(
+            customer=self.customer, pcf_code__in={c.tiers.code for c in candidates},
+            status__in=Dispatch.PREVIOUS_LEVEL_DONE, sent_at__gt=timezone.now() - timedelta(days=gap))
+        if self.run is not None:
+            recent = recent.exclude(run=self.run)
+        return set(recent.values_list("pcf_code", flat=True).distinct())
 
     # -- message parts -----------------------------------------------------------------
     def attachments(self):

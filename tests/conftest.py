@@ -22,6 +22,9 @@ from relance.gestimum import models as g
 from relance.gestimum import schema
 from relance.gestimum.connection import gestimum_alias
 
+# The portal tests' fixtures (acme, other, portal_client, portal_settings).
+from .portal_support import acme, other, portal_client, portal_settings  # noqa: F401
+
 PARIS = timezone.get_default_timezone()
 
 

@@ -7,7 +7,7 @@ from django.core.files.base import ContentFile
 from django.db import connection
 from django.urls import reverse
 
-from relance.admin_forms import mask_url
+from relance.admin.forms import mask_url
 from relance.models import Criterion, Customer, Dispatch, ReminderTask, TaskRun
 from relance.rendering import sample_candidate
 from relance.templating import DEFAULT_BODY
@@ -56,7 +56,7 @@ def customer_post_data(customer, **overrides):
 def task_post_data(customer, **overrides):
     data = {
         "customer": customer.pk, "name": "Relance niveau 1", "active": "on", "level": "1",
-        "require_previous_level": "on", "min_days_since_previous": "10", "trigger": "due_date",
+        "require_previous_level": "on", "min_days_since_previous": "10", "min_days_between_debtor_reminders": "0", "trigger": "due_date",
         "days": "5", "schedule": "0 20 * * *",
         "doc_stypes": "F", "subject_template": "Relance : facture {{ document_numero }}",
         "body_template": DEFAULT_BODY, "print_model": "template", "archive_pattern": "{DOC_PIECE}.pdf",

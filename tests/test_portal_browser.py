@@ -6,15 +6,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 
 from portal.models import Handling
 from relance.models import Dispatch
 
-from .test_portal import (
+from .portal_support import (
     PASSWORD,
-    fast_passwords_and_fresh_cache,
-    make_customer,
     make_dispatch,
     make_portal_user,
     pdf_bytes,
@@ -27,6 +24,7 @@ ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("portal_settings"),
     pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Chromium absent : apt-get install chromium"),
 ]
 # Playwright's sync API keeps an event loop in this thread; Django's ORM calls in the
@@ -46,23 +44,6 @@ def _close_live_server_connections(django_db_blocker):
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-
-
-@pytest.fixture(autouse=True)
-def _portal_test_settings(settings):
-    fast_passwords_and_fresh_cache(settings)
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def acme(db):
-    return make_customer("acme", "Acme Distribution")
-
-
-@pytest.fixture
-def other(db):
-    return make_customer("rival", "Rival Négoce")
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from django.core.cache import cache
 from django.test import Client
 
 from portal.models import PortalUser
-from relance.models import Customer
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "Relance-2026-invitation"
@@ -21,11 +20,6 @@ def _fresh_cache():
     cache.clear()
     yield
     cache.clear()
-
-
-@pytest.fixture
-def acme():
-    return Customer.objects.create(name="Acme Distribution", slug="acme")
 
 
 def invite(admin_client, customer, email="Claire.Martin@Acme.example"):

@@ -9,8 +9,8 @@ from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html, format_html_join
 
-from .models import AddressSource, Customer, ReminderTask
-from .templating import DEFAULT_BODY, VARIABLES
+from ..models import AddressSource, Customer, ReminderTask
+from ..templating import DEFAULT_BODY, VARIABLES
 
 MASK = "••••"
 # Query parameters that may carry a secret (ODBC strings put PWD=... there).
@@ -70,7 +70,7 @@ class CustomerForm(forms.ModelForm):
         if MASK in url:
             raise ValidationError("Cette adresse est la version masquée : saisissez l'URL complète, "
                                   "avec le vrai mot de passe.")
-        from .gestimum.connection import database_config
+        from ..gestimum.connection import database_config
 
         try:
             with warnings.catch_warnings():
@@ -95,7 +95,7 @@ class ReminderTaskForm(forms.ModelForm):
     class Meta:
         model = ReminderTask
         fields = ["customer", "name", "active", "level", "require_previous_level",
-                  "min_days_since_previous", "trigger", "days",
+                  "min_days_since_previous", "min_days_between_debtor_reminders", "trigger", "days",
                   "max_days", "schedule", "doc_stypes", "families", "subfamilies", "representatives",
                   "payment_modes", "min_remaining", "tiers_include", "tiers_exclude",
                   "subject_template", "body_template", "print_model", "invoice_template",
@@ -165,7 +165,7 @@ class ColumnCheckedFormSet(BaseInlineFormSet):
         customer = self._customer()
         if not pairs or customer is None:
             return
-        from .gestimum.gateway import GestimumUnavailable, check_columns
+        from ..gestimum.gateway import GestimumUnavailable, check_columns
 
         try:
             errors = check_columns(customer, sorted(pairs))

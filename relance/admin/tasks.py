@@ -1,4 +1,4 @@
-"""The EasyRelance back-office: customers, reminder tasks, runs and sends.
+"""The back-office of customers, reminder tasks and their runs.
 
 The admin stays thin: previews come from ``relance.engine.preview_task``,
 manual runs from ``relance.services.enqueue_run`` and column checks from the
@@ -7,22 +7,30 @@ Gestimum driver never keeps the back-office from loading.
 """
 
 import logging
-import os
 import zoneinfo
 
 from django.contrib import admin, messages
 from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.http import content_disposition_header
 
-from .admin_forms import (
+from ..formatting import date_fr, money
+from ..models import (
+    AddressSource,
+    Criterion,
+    Customer,
+    FixedAttachment,
+    InvoiceTemplate,
+    ReminderTask,
+    TaskRun,
+)
+from .common import badge, format_duration, truncate
+from .forms import (
     AddressSourceFormSet,
     CriterionFormSet,
     CustomerForm,
@@ -30,57 +38,11 @@ from .admin_forms import (
     mask_url,
     variables_help_html,
 )
-from .documents import stored_pdf_response
-from .formatting import date_fr, money
-from .models import (
-    AddressSource,
-    Criterion,
-    Customer,
-    DeliveryEvent,
-    Dispatch,
-    FixedAttachment,
-    InvoiceTemplate,
-    ReminderTask,
-    SuppressedAddress,
-    TaskRun,
-)
 
 logger = logging.getLogger(__name__)
 
-# Badge colours: a failed or partial run must stand out in a long list.
-STATUS_COLOURS = {
-    TaskRun.Status.SUCCEEDED: "#2e7d32", TaskRun.Status.PARTIAL: "#ef6c00",
-    TaskRun.Status.FAILED: "#c62828", TaskRun.Status.RUNNING: "#1565c0",
-    Dispatch.Status.SENT: "#2e7d32", Dispatch.Status.DELIVERED: "#2e7d32",
-    Dispatch.Status.DIVERTED: "#6a1b9a", Dispatch.Status.NEEDS_REVIEW: "#ef6c00",
-    Dispatch.Status.BOUNCED: "#c62828", Dispatch.Status.REJECTED: "#c62828",
-    Dispatch.Status.FAILED: "#c62828", Dispatch.Status.COMPLAINED: "#c62828",
-}
 ACTION_LABELS = {"email": "e-mail", "divert": "réacheminement (courrier)", "skip": "ignorée"}
 PREVIEW_MAX_ROWS = 500
-
-
-def badge(value, label):
-    if not value:
-        return "—"
-    colour = STATUS_COLOURS.get(value, "#616161")
-    return format_html(
-        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;'
-        'white-space:nowrap">{}</span>', colour, label,
-    )
-
-
-def format_duration(delta):
-    if delta is None:
-        return "—"
-    seconds = int(delta.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {seconds:02d} s"
-    return f"{seconds} s"
 
 
 def _addresses(value):
@@ -96,10 +58,6 @@ def _sample_headers(sample):
                ("Cci", _addresses(sample.bcc))]
     return [(label, value) for label, value in headers if value or label in ("De", "À")]
 
-
-def truncate(text, length=120):
-    text = " ".join((text or "").split())
-    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 # --- Customers ---------------------------------------------------------------------------------
@@ -230,7 +188,7 @@ class ReminderTaskAdmin(admin.ModelAdmin):
     actions = ["preview", "run_now"]
     fieldsets = [
         ("Général", {"fields": ["customer", "name", "active", "level", "require_previous_level",
-                                "min_days_since_previous"]}),
+                                "min_days_since_previous", "min_days_between_debtor_reminders"]}),
         ("Déclenchement et planification", {"fields": ["trigger", "days", "max_days", "schedule"]}),
         ("Calendrier et rattrapage", {
             "fields": ["skip_weekends", "skip_holidays", "alsace_moselle", "skipped_day_rule",
@@ -307,8 +265,8 @@ class ReminderTaskAdmin(admin.ModelAdmin):
 
     def preview_pdf_view(self, request, object_id):
         task = self._task_or_404(request, object_id)
-        from .engine import TaskError, preview_task
-        from .gestimum.gateway import GestimumUnavailable
+        from ..engine import TaskError, preview_task
+        from ..gestimum.gateway import GestimumUnavailable
 
         try:
             preview = preview_task(task, limit=1)
@@ -326,8 +284,8 @@ class ReminderTaskAdmin(admin.ModelAdmin):
 
     def _preview_response(self, request, task):
         """Render what the task would send now. Never sends nor records anything."""
-        from .engine import TaskError, preview_task
-        from .gestimum.gateway import GestimumUnavailable
+        from ..engine import TaskError, preview_task
+        from ..gestimum.gateway import GestimumUnavailable
 
         try:
             preview = preview_task(task)
@@ -385,7 +343,7 @@ class ReminderTaskAdmin(admin.ModelAdmin):
 
     @admin.action(description="Exécuter maintenant")
     def run_now(self, request, queryset):
-        from .services import enqueue_run
+        from ..services import enqueue_run
 
         for task in queryset:
             try:
@@ -426,117 +384,3 @@ class TaskRunAdmin(admin.ModelAdmin):
     @admin.display(description="durée")
     def duration_display(self, obj):
         return format_duration(obj.duration)
-
-
-class DeliveryEventInline(admin.TabularInline):
-    """The delivery timeline of a send: provider webhooks and returned bounces, read-only."""
-
-    model = DeliveryEvent
-    extra = 0
-    can_delete = False
-    fields = readonly_fields = ["occurred_at", "kind", "bounce_type", "recipient", "reason",
-                                "provider", "notice_sent_at", "gestimum_written_at"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(Dispatch)
-class DispatchAdmin(admin.ModelAdmin):
-    inlines = [DeliveryEventInline]
-    list_display = ["created_at", "customer", "doc_piece", "tiers_name", "level", "channel",
-                    "status_badge", "to", "pdf_link"]
-    list_filter = ["status", "channel", "level", "customer"]
-    list_select_related = ["customer"]
-    search_fields = ["doc_piece", "pcf_code", "tiers_name", "to", "message_id"]
-    date_hierarchy = "created_at"
-    actions = ["confirm_sent", "allow_resend"]
-    readonly_fields = ["pdf_link"]
-    fieldsets = [
-        ("Relance", {"fields": ["customer", "task", "run", "level", "channel", "status", "attempts",
-                                "error"]}),
-        ("Gestimum", {"fields": ["ech_numero", "doc_numero", "doc_piece", "pcf_code", "tiers_name",
-                                 "due_date", "amount", "remaining", "writeback_pending",
-                                 "writeback_at"]}),
-        ("Message", {"fields": ["from_email", "to", "cc", "bcc", "subject", "body", "message_id",
-                                "provider_message_id", "pdf_link", "pdf_sha256"]}),
-        ("Réacheminement", {"fields": ["divert_path", "divert_reason"]}),
-        ("Dates", {"fields": ["created_at", "sent_at", "updated_at"]}),
-    ]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # A send record is proof: its page is view-only. Change permission on the
-        # list only, so that the two review actions below are offered.
-        if obj is not None:
-            return False
-        return super().has_change_permission(request)
-
-    @admin.display(description="statut", ordering="status")
-    def status_badge(self, obj):
-        return badge(obj.status, obj.get_status_display())
-
-    @admin.display(description="PDF")
-    def pdf_link(self, obj):
-        if not obj.pdf:
-            return "—"
-        url = reverse("admin:relance_dispatch_pdf", args=[obj.pk])
-        return format_html('<a href="{}">Télécharger</a>', url)
-
-    def get_urls(self):
-        custom = [path("<path:object_id>/pdf/", self.admin_site.admin_view(self.pdf_view),
-                       name="relance_dispatch_pdf")]
-        return custom + super().get_urls()
-
-    def pdf_view(self, request, object_id):
-        dispatch = get_object_or_404(Dispatch, pk=object_id)
-        if not self.has_view_permission(request, dispatch):
-            raise Http404("Envoi introuvable.")
-        return stored_pdf_response(dispatch, filename=os.path.basename(dispatch.pdf.name))
-
-    @admin.action(description="Confirmer comme envoyé (ne pas renvoyer)", permissions=["change"])
-    def confirm_sent(self, request, queryset):
-        # In one UPDATE: sent_at takes the time of the interrupted attempt (updated_at's old value).
-        count = queryset.filter(status=Dispatch.Status.NEEDS_REVIEW).update(
-            status=Dispatch.Status.SENT, sent_at=Coalesce("sent_at", "updated_at"), writeback_pending=True,
-            updated_at=timezone.now(),
-        )
-        self._report(request, queryset, count, "confirmé(s) comme envoyé(s)")
-
-    @admin.action(description="Autoriser un nouvel envoi (le prochain passage renverra)",
-                  permissions=["change"])
-    def allow_resend(self, request, queryset):
-        count = queryset.filter(status=Dispatch.Status.NEEDS_REVIEW).update(
-            status=Dispatch.Status.FAILED, updated_at=timezone.now(),
-        )
-        self._report(request, queryset, count, "remis en échec : la prochaine exécution de la tâche "
-                                               "les renverra")
-
-    @staticmethod
-    def _report(request, queryset, count, what):
-        messages.success(request, f"{count} envoi(s) {what}.")
-        ignored = queryset.count() - count
-        if ignored > 0:
-            messages.warning(request, f"{ignored} envoi(s) ignoré(s) : seuls les envois « à vérifier "
-                                      "(envoi interrompu) » sont concernés.")
-
-
-@admin.register(SuppressedAddress)
-class SuppressedAddressAdmin(admin.ModelAdmin):
-    """Addresses no longer mailed after a hard bounce. Deleting one lets the engine use it again."""
-
-    list_display = ["address", "customer", "created_at", "reason"]
-    list_filter = ["customer"]
-    search_fields = ["address", "reason"]
-    list_select_related = ["customer"]
-    fields = ["customer", "address", "reason", "dispatch", "created_at"]
-    readonly_fields = ["dispatch", "created_at"]
-    raw_id_fields = ["customer"]
