@@ -56,7 +56,8 @@ def customer_post_data(customer, **overrides):
 def task_post_data(customer, **overrides):
     data = {
         "customer": customer.pk, "name": "Relance niveau 1", "active": "on", "level": "1",
-        "require_previous_level": "on", "min_days_since_previous": "10", "min_days_between_debtor_reminders": "0", "trigger": "due_date",
+        "require_previous_level": "on", "min_days_since_previous": "10",
+        "min_days_between_debtor_reminders": "0", "trigger": "due_date",
         "days": "5", "schedule": "0 20 * * *",
         "doc_stypes": "F", "subject_template": "Relance : facture {{ document_numero }}",
         "body_template": DEFAULT_BODY, "print_model": "template", "archive_pattern": "{DOC_PIECE}.pdf",

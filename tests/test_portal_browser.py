@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from portal.models import Handling
-from relance.models import Dispatch
+from relance.models import Dispatch, ReminderPause
 
 from .portal_support import (
     PASSWORD,
@@ -137,3 +137,29 @@ def test_the_diverted_documents_page_works_with_the_keyboard_on_a_phone(page, li
     assert page.get_by_text("1 document(s) marqué(s) comme traité(s).").is_visible()
     assert page.get_by_text("Aucun document en attente").is_visible()
     assert Handling.objects.filter(dispatch__doc_piece="FA515151").exists()
+
+
+def test_a_disputed_invoice_is_paused_from_its_send_page_and_the_pause_lifted(page, live_server, data):
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/envois/{data['bounced'].pk}/")
+    page.get_by_role("link", name="Suspendre les relances de cette facture (litige…)").click()
+
+    assert page.get_by_label("Code tiers du débiteur").input_value() == "CL001"
+    assert page.get_by_label("N° de facture (facultatif)").input_value() == "FA424242"
+    page.get_by_label("Motif").fill("Litige : livraison incomplète")
+    page.get_by_label("Jusqu'au (inclus)").fill("2020-01-31")
+    page.get_by_role("button", name="Suspendre les relances").click()
+    assert page.get_by_text("Cette date est déjà passée").is_visible()  # nothing saved, input kept
+    assert page.get_by_label("Motif").input_value() == "Litige : livraison incomplète"
+
+    page.get_by_label("Jusqu'au (inclus)").fill("")
+    page.get_by_role("button", name="Suspendre les relances").click()
+    assert page.get_by_text("Relances suspendues pour CL001 (facture FA424242)").is_visible()
+    pause = ReminderPause.objects.get()
+    assert (pause.pcf_code, pause.doc_piece, pause.until) == ("CL001", "FA424242", None)
+
+    page.get_by_role("button", name="Lever la pause de CL001 (facture FA424242)").click()
+    assert page.get_by_text("Pause levée pour CL001").is_visible()
+    assert page.get_by_text("Aucune pause en vigueur").is_visible()
+    pause.refresh_from_db()
+    assert pause.lifted_by == "claire@acme.example"
