@@ -37,6 +37,10 @@ def test_the_demo_sends_and_diverts_then_sends_nothing_new(settings, tmp_path):
     assert len(eml_files) == run1.sent
     assert len(list(settings.EMAIL_FILE_PATH.glob("*.eml"))) == len(eml_files)
     assert "déjà relancée à ce niveau" in second
+    # One debtor of the demo is in dispute: none of its invoices is reminded.
+    paused = demo.pauses.get()
+    assert run1.skip_reasons.get("en pause (débiteur ou facture suspendu)", 0) >= 2
+    assert not Dispatch.objects.filter(customer=demo, pcf_code=paused.pcf_code).exists()
     assert Dispatch.objects.filter(customer=demo).count() == run1.sent + run1.diverted
     assert demo.portal_users.get().user.email == "adv@demo-negoce.example.com"
     assert demo.contract.prices.get().unit_price == Decimal("0.35")

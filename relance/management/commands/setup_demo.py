@@ -1,5 +1,6 @@
 import io
 import secrets
+from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
@@ -71,6 +72,7 @@ class Command(BaseCommand):
                 attachment = FixedAttachment(task=task, name="Conditions_generales_de_vente.pdf")
                 attachment.file.save("cgv-demo.pdf", ContentFile(terms_pdf()), save=True)
         self.contract(customer)
+        self.pause(customer, level1)
         password = self.admin_password()
         portal_email = self.portal_user(customer, password)
         self.stdout.write(self.style.SUCCESS(
@@ -79,8 +81,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Espace client : e-mail « {portal_email} », même mot de passe")
 
     def contract(self, customer):
-        from datetime import date
-
         from billing.models import Contract, ContractPrice
 
         contract, created = Contract.objects.get_or_create(
@@ -91,6 +91,25 @@ class Command(BaseCommand):
         if created:
             ContractPrice.objects.create(contract=contract, effective_from=contract.start_date,
                                          monthly_fee=Decimal("49.00"), unit_price=Decimal("0.35"))
+
+    def pause(self, customer, task):
+        """A debtor in dispute: the demo's level-1 run leaves all its invoices alone (« en pause »)."""
+        from collections import Counter
+
+        from relance.engine import task_selection, task_sources
+        from relance.gestimum.gateway import open_gateway
+        from relance.models import ReminderPause
+
+        if customer.pauses.exists():
+            return
+        with open_gateway(customer) as gateway:
+            page = next(gateway.candidate_pages(task_selection(task, task_sources(task)),
+                                                today=date.today()), [])
+        invoices = Counter(candidate.tiers.code for candidate in page)
+        disputed = next((code for code, count in sorted(invoices.items()) if count >= 2), None)
+        if disputed:
+            ReminderPause.objects.create(customer=customer, pcf_code=disputed, created_by="démonstration",
+                                         reason="Litige sur la dernière livraison (démonstration)")
 
     def portal_user(self, customer, password):
         from portal.models import PortalUser
