@@ -41,7 +41,7 @@ class ReminderPauseAdmin(admin.ModelAdmin):
 
     @admin.display(description="en vigueur", boolean=True)
     def in_force(self, obj):
-        return obj.lifted_at is None and (obj.until is None or obj.until >= timezone.localdate())
+        return obj.in_force(timezone.localdate())
 
     def save_model(self, request, obj, form, change):
         if not change:

@@ -53,6 +53,10 @@ class ReminderPause(models.Model):
         what = f"facture {self.doc_piece}" if self.doc_piece else "toutes les factures"
         return f"{self.pcf_code} — {what} : {self.reason}"
 
+    def in_force(self, on_date):
+        """Same rule as ``ReminderPause.objects.active(on_date)``, for one loaded row."""
+        return self.lifted_at is None and (self.until is None or self.until >= on_date)
+
     @property
     def scope_label(self):
         return f"facture {self.doc_piece}" if self.doc_piece else "tout le débiteur"
