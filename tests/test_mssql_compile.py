@@ -11,6 +11,7 @@ second opinion on each statement.
 import re
 import uuid
 import zoneinfo
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -428,6 +429,29 @@ def test_identifiers_come_from_g2getnewnumero_with_the_configured_counters(sql_s
     # The procedure returns the last number reserved: 42 for two means 41 and 42.
     _, params = one(recorder, "INSERT INTO [ACTIONS]")
     assert params[0] == "0000000041" and params[14] == "0000000042"
+
+
+def test_action_numbers_reserved_beforehand_are_used_by_the_write_back(sql_server):
+    gateway, recorder = sql_server
+
+    numbers = gateway.allocate_actions(2)
+    assert recorder.sql("AUTOCOMMIT OFF") == []  # reserved on its own, outside the write-back
+    recorder.statements.clear()
+    gateway.write_back([replace(record(), act_numero=numbers[0]),
+                        replace(record("0000000002"), act_numero=numbers[1])], action=True, nbrel=False)
+    assert recorder.sql("G2GETNEWNUMERO") == []
+    _, params = one(recorder, "INSERT INTO [ACTIONS]")
+    assert params[0] == numbers[0] and params[14] == numbers[1]
+
+
+def test_after_a_crash_reserved_action_numbers_are_looked_up_in_one_query(sql_server):
+    gateway, recorder = sql_server
+    numbers = ["0000000041", "0000000042"]
+
+    gateway.existing_actions(numbers)
+
+    sql, params = one(recorder, "FROM [ACTIONS]")
+    assert sql.endswith("WHERE [ACTIONS].[ACT_NUMERO] IN (?, ?)") and list(params) == numbers
 
 
 def test_allocating_nothing_asks_nothing(sql_server):

@@ -47,7 +47,7 @@ class DispatchAdmin(admin.ModelAdmin):
                                 "error"]}),
         ("Gestimum", {"fields": ["ech_numero", "doc_numero", "doc_piece", "pcf_code", "tiers_name",
                                  "due_date", "amount", "remaining", "writeback_pending",
-                                 "writeback_at"]}),
+                                 "writeback_at", "writeback_ref"]}),
         ("Message", {"fields": ["from_email", "to", "cc", "bcc", "subject", "body", "message_id",
                                 "provider_message_id", "pdf_link", "pdf_sha256"]}),
         ("Réacheminement", {"fields": ["divert_path", "divert_reason"]}),

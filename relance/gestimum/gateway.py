@@ -71,6 +71,7 @@ class WriteBack:
     details: str  # ACT_DESC
     amount: Decimal
     file_name: str = ""
+    act_numero: str = ""  # reserved beforehand (allocate_actions), or allocated by write_back
 
 
 def _text(value):
@@ -369,6 +370,26 @@ class Gateway:
         self.queries += 2
         return number
 
+    def allocate_actions(self, count):
+        """Reserve ``count`` ACT_NUMERO identifiers, on their own (before the write-back).
+
+        The caller records them first, so that after a crash it can ask Gestimum
+        (``existing_actions``) whether that write-back was committed.
+        """
+        numbers = numbering.allocate(self.alias, settings.GESTIMUM["COUNTER_ACTIONS"], count)
+        self.queries += 1 if count else 0
+        return numbers
+
+    def existing_actions(self, numbers):
+        """The ACT_NUMEROs among ``numbers`` that ACTIONS holds."""
+        numbers = list(numbers)
+        found = set()
+        for start in range(0, len(numbers), self.max_in_list):
+            found.update(Action.objects.using(self.alias).filter(
+                act_numero__in=numbers[start:start + self.max_in_list]).values_list("act_numero", flat=True))
+            self.queries += 1
+        return found
+
     def write_back(self, records, *, action=True, nbrel=True, relances=False):
         """Record sends in Gestimum in one short transaction."""
         if not records:
@@ -380,8 +401,10 @@ class Gateway:
         day = timezone.make_aware(datetime.combine(local_now.date(), datetime.min.time()), self.tz)
         with transaction.atomic(using=self.alias):
             if action:
-                numbers = numbering.allocate(self.alias, options["COUNTER_ACTIONS"], len(records))
-                self.queries += 1
+                numbers = [r.act_numero for r in records]
+                if not all(numbers):
+                    numbers = numbering.allocate(self.alias, options["COUNTER_ACTIONS"], len(records))
+                    self.queries += 1
                 Action.objects.using(self.alias).bulk_create([
                     Action(
                         act_numero=number, act_date=day, act_heure=local_now.strftime("%H:%M"),

@@ -73,6 +73,10 @@ class Dispatch(models.Model):
     writeback_pending = models.BooleanField("écriture Gestimum en attente", default=False,
                                             db_index=True)
     writeback_at = models.DateTimeField("écrit dans Gestimum le", null=True, blank=True)
+    writeback_ref = models.CharField(
+        "n° d'action Gestimum (ACT_NUMERO)", max_length=10, blank=True,
+        help_text="Réservé avant l'écriture : après un arrêt brutal, la présence de cette action dans "
+        "Gestimum dit si l'écriture a eu lieu, et elle n'est jamais faite deux fois.")
     created_at = models.DateTimeField("créé le", default=timezone.now, db_index=True)
     sent_at = models.DateTimeField("envoyé le", null=True, blank=True)
     updated_at = models.DateTimeField("mis à jour le", auto_now=True)
