@@ -97,7 +97,7 @@ def fill_portal(size, *, sqlite):
     fixed = {"run_id": None, "doc_numero": "", "from_email": "dupont@relance.example", "cc": "",
              "bcc": "", "message_id": "", "provider_message_id": "", "pdf": "", "pdf_sha256": "",
              "divert_path": "", "error": "", "writeback_pending": False, "writeback_at": None,
-             "pdf_data_hash": "", "handled_at": None}
+             "pdf_data_hash": "", "handled_at": None, "writeback_ref": ""}
     measured_sends = 0
 
     def rows():
