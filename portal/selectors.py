@@ -246,3 +246,11 @@ def _read_manifest(path):
             return {row[-1]: row[-3] for row in csv.reader(handle, delimiter=";") if len(row) >= 3}
     except OSError:
         return {}
+
+
+def same_email(dispatch):
+    """The other documents sent in the same e-mail (tasks sending one e-mail per debtor)."""
+    if not dispatch.message_id:
+        return []
+    return list(dispatches_for(dispatch.customer).filter(message_id=dispatch.message_id)
+                .exclude(pk=dispatch.pk).order_by("pk").only("pk", "doc_piece", "ech_numero", "remaining"))

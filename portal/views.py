@@ -153,6 +153,7 @@ def detail(request, pk):
         "recipients": [("À", dispatch.to), ("Copie", dispatch.cc)],
         "postal_address": address,
         "handling": Handling.objects.filter(dispatch=dispatch).select_related("handled_by").first(),
+        "same_email": selectors.same_email(dispatch),
         "nav": "history",
     })
 

@@ -70,6 +70,11 @@ class PlannedItem:
         return self.recipients.bcc
 
 
+def group_key(item):
+    """Échéances sharing this key go in one e-mail when the task groups by debtor."""
+    return item.candidate.tiers.code, tuple(item.to), tuple(item.cc), tuple(item.bcc)
+
+
 @dataclass
 class SampleMessage:
     from_email: str
@@ -123,8 +128,29 @@ def uses_contacts(task, sources):
     contact_kinds = (AddressSource.Kind.CONTACT_FUNCTION, AddressSource.Kind.CONTACT_QUALIFIER)
     if any(source.kind in contact_kinds for source in sources):
         return True
-    body = task.body_template if (task.body_template or "").strip() else templating.DEFAULT_BODY
-    return "contact_nom" in task.subject_template + body
+    default_subject, default_body = templating.default_templates(task)
+    body = task.body_template if (task.body_template or "").strip() else default_body
+    return "contact_nom" in (task.subject_template or default_subject) + body
+
+
+def whole_debtors(pages):
+    """Pages in debtor order, re-cut so that no debtor straddles two of them.
+
+    The last debtor of a page waits for the next page (or the end); a debtor
+    bigger than a page makes one larger page.
+    """
+    carry = []
+    for page in pages:
+        page = carry + page
+        last = page[-1].tiers.code
+        cut = len(page)
+        while cut and page[cut - 1].tiers.code == last:
+            cut -= 1
+        carry = page[cut:]
+        if cut:
+            yield page[:cut]
+    if carry:
+        yield carry
 
 
 def local_today(customer):
@@ -149,6 +175,11 @@ class TaskRunner:
         self.suppressed = tracking.suppressed_addresses(self.customer)
         # Debtors and invoices paused (dispute…) on the run's date, loaded once.
         self.pauses = PauseIndex.load(self.customer, self.today)
+
+    def pages(self, gateway, **options):
+        grouped = self.task.group_by_debtor
+        pages = gateway.candidate_pages(self.selection, today=self.today, by_debtor=grouped, **options)
+        return whole_debtors(pages) if grouped else pages
 
     # -- planning (shared by runs and previews) --------------------------------------
     def plan(self, candidates):
@@ -230,40 +261,53 @@ class TaskRunner:
                                            candidate=candidate, today=self.today)
         return templating.render_message(task=self.task, context=context)
 
+    def group_message_text(self, candidates):
+        context = templating.build_group_context(customer=self.customer, task=self.task,
+                                                 candidates=candidates, today=self.today)
+        return templating.render_message(task=self.task, context=context)
+
     # -- preview -----------------------------------------------------------------------
     def preview(self, *, limit=200):
         preview = Preview()
         with open_gateway(self.customer) as gateway:
             preview.selected = gateway.count_candidates(self.selection, today=self.today)
-            for page in gateway.candidate_pages(self.selection, today=self.today, page_size=limit):
+            for page in gateway.candidate_pages(self.selection, today=self.today, page_size=limit,
+                                                by_debtor=self.task.group_by_debtor):
                 preview.items = self.plan(page)
                 break
             sample = next((i for i in preview.items if i.action == "email"), None) or next(
                 (i for i in preview.items if i.action == "divert"), None)
             if sample is not None:
                 gateway.attach_lines([sample.candidate])
-                preview.sample = self.sample_message(sample)
+                preview.sample = self.sample_message(sample, preview.items)
         preview.skip_counts = dict(Counter(i.reason for i in preview.items if i.action == "skip"))
         return preview
 
     def plan_all(self):
         """Every planned item of every page, for a dry run. Nothing is recorded."""
         with open_gateway(self.customer) as gateway:
-            for page in gateway.candidate_pages(self.selection, today=self.today):
+            for page in self.pages(gateway):
                 yield from self.plan(page)
 
-    def sample_message(self, item):
-        subject, body = self.message_text(item.candidate)
+    def sample_message(self, item, items=()):
+        """The message of ``item``; in one-e-mail-per-debtor mode, with the other ``items``
+        of its e-mail (same debtor, same recipients)."""
+        group = [item]
+        if self.task.group_by_debtor and item.action == "email":
+            group = [i for i in items if i.action == "email" and group_key(i) == group_key(item)] or group
+        candidates = [i.candidate for i in group]
+        subject, body = (self.group_message_text(candidates) if self.task.group_by_debtor
+                         else self.message_text(item.candidate))
         try:
             pdf = self.pdfs.render(item.candidate)
         except rendering.RenderError as exc:
             raise TaskError(str(exc)) from exc
+        pdf_names = list(dict.fromkeys(rendering.pdf_filename(c) for c in candidates))
         return SampleMessage(
             from_email=self.customer.from_header,
             reply_to=[self.customer.reply_to] if self.customer.reply_to else [],
             to=item.to, cc=item.cc, bcc=item.bcc, subject=subject, body=body,
-            attachment_names=[rendering.pdf_filename(item.candidate)]
-            + [name for name, _, _ in self.attachments()],
+            attachment_names=pdf_names + [name for name, _, _ in self.attachments()],
             pdf_filename=rendering.pdf_filename(item.candidate), pdf=pdf,
         )
 
@@ -290,7 +334,7 @@ class TaskRunner:
             tracking.complete_pending_bounces(customer=self.customer)
             with open_gateway(self.customer) as gateway, Mailer() as mailer:
                 self.flush_writebacks(gateway)
-                for page in gateway.candidate_pages(self.selection, today=self.today):
+                for page in self.pages(gateway):
                     self.run.selected += len(page)
                     self.process_page(gateway, mailer, page, errors)
                     if self.run.sent + self.run.diverted - self.flushed >= writeback.WRITEBACK_BATCH:
@@ -347,6 +391,10 @@ class TaskRunner:
             if item.action == "skip":
                 self.skips[item.reason] += 1
         active = [i for i in items if i.action != "skip"]
+        # One e-mail per debtor: e-mails are gathered here and sent once the page is rendered
+        # and re-checked (whole_debtors keeps a debtor in one page).
+        grouped = self.task.group_by_debtor
+        groups = {}
         for start in range(0, len(active), RECHECK_CHUNK):
             chunk = active[start:start + RECHECK_CHUNK]
             gateway.attach_lines([i.candidate for i in chunk])
@@ -373,6 +421,9 @@ class TaskRunner:
                         pdf = self.pdfs.render(item.candidate)
                     except rendering.RenderError as exc:
                         pdf = exc
+                if grouped and item.action == "email" and not isinstance(pdf, Exception):
+                    groups.setdefault(group_key(item), []).append((item, pdf))
+                    continue
                 try:
                     self.handle(item, pdf, mailer, errors)
                 except Exception as exc:
@@ -381,6 +432,13 @@ class TaskRunner:
                     logger.exception("Échéance %s : erreur inattendue", echeance.numero)
                     self.run.failed += 1
                     errors.append(f"{echeance.piece or echeance.numero} : erreur inattendue {exc!r}")
+        for members in groups.values():
+            try:
+                self.handle_group(members, mailer, errors)
+            except Exception as exc:
+                logger.exception("Débiteur %s : erreur inattendue", members[0][0].candidate.tiers.code)
+                self.run.failed += len(members)
+                errors.append(f"débiteur {members[0][0].candidate.tiers.code} : erreur inattendue {exc!r}")
 
     def claim(self, item, **fields):
         """Take the échéance for this level, or return None if another run holds it.
@@ -437,7 +495,36 @@ class TaskRunner:
             self.skips[SKIP_CLAIMED] += 1
             return
         # The row is committed in the sending state: the crash-safety point.
-        self.send(dispatch, item, pdf, mailer, errors, label)
+        self.send([(dispatch, item, pdf)], mailer, errors)
+
+    def handle_group(self, members, mailer, errors):
+        """One e-mail for several échéances of one debtor: [(item, pdf)], same recipients."""
+        subject, body = self.group_message_text([item.candidate for item, _ in members])
+        message_id = new_message_id()
+        first = members[0][0]
+        claimed = []
+        for item, pdf in members:
+            dispatch = self.claim(
+                item, pdf_data_hash=self.pdfs.data_hash(item.candidate), **documents.store_pdf(pdf),
+                status=Status.SENDING, channel=Dispatch.Channel.EMAIL, from_email=self.customer.from_header,
+                to="; ".join(first.to), cc="; ".join(first.cc), bcc="; ".join(first.bcc),
+                subject=subject[:500], body=body, message_id=message_id,
+            )
+            if dispatch is None:
+                self.skips[SKIP_CLAIMED] += 1
+            else:
+                claimed.append((dispatch, item, pdf))
+        if not claimed:
+            return
+        if len(claimed) < len(members):
+            # Another run holds some of them: the message lists only what this one sends.
+            subject, body = self.group_message_text([item.candidate for _, item, _ in claimed])
+            Dispatch.objects.filter(pk__in=[d.pk for d, _, _ in claimed]).update(
+                subject=subject[:500], body=body)
+            for dispatch, _, _ in claimed:
+                dispatch.subject, dispatch.body = subject[:500], body
+        # Every row is committed in the sending state: the crash-safety point.
+        self.send(claimed, mailer, errors)
 
     def fail(self, dispatch, message, errors, label):
         dispatch.status = Status.FAILED
@@ -465,33 +552,44 @@ class TaskRunner:
         dispatch.save()
         self.run.diverted += 1
 
-    def send(self, dispatch, item, pdf, mailer, errors, label):
+    def send(self, claimed, mailer, errors):
+        """Send one e-mail carrying the PDFs of ``claimed`` [(dispatch, item, pdf)], all in the
+        sending state with the same message; record the outcome on each."""
+        first, item, _ = claimed[0]
+        pdfs = {}
+        for _, member, pdf in claimed:  # two échéances of one invoice: its PDF once
+            pdfs.setdefault(rendering.pdf_filename(member.candidate), pdf)
         message = build_message(
-            from_email=dispatch.from_email, to=item.to, cc=item.cc, bcc=item.bcc,
+            from_email=first.from_email, to=item.to, cc=item.cc, bcc=item.bcc,
             reply_to=[self.customer.reply_to] if self.customer.reply_to else [],
-            subject=dispatch.subject, body=dispatch.body, message_id=dispatch.message_id,
-            attachments=[(rendering.pdf_filename(item.candidate), pdf, "application/pdf"),
-                         *self.attachments()],
-            metadata={"dispatch_id": str(dispatch.pk), "customer": self.customer.slug},
+            subject=first.subject, body=first.body, message_id=first.message_id,
+            attachments=[(name, pdf, "application/pdf") for name, pdf in pdfs.items()]
+            + list(self.attachments()),
+            metadata={"dispatch_id": str(first.pk), "customer": self.customer.slug},
             tags=[f"niveau-{self.task.level}", self.customer.slug],
-            return_path=dsn.verp_address(dispatch.pk),
+            return_path=dsn.verp_address(first.pk),
         )
         try:
             attempts, provider_id = mailer.send(message)
         except SendError as exc:
-            dispatch.attempts += getattr(exc, "attempts", 1)
-            self.fail(dispatch, str(exc), errors, label)
+            for dispatch, member, _ in claimed:
+                dispatch.attempts += getattr(exc, "attempts", 1)
+                label = member.candidate.echeance.piece or member.candidate.echeance.numero
+                self.fail(dispatch, str(exc), errors, label)
             return
-        dispatch.attempts += attempts
-        dispatch.status = Status.SENT
-        dispatch.provider_message_id = provider_id[:300]
-        dispatch.sent_at = timezone.now()
-        dispatch.writeback_pending = True
-        dispatch.save(update_fields=["attempts", "status", "provider_message_id", "sent_at",
-                                     "writeback_pending", "updated_at"])
-        # A fast provider's webhook may have arrived before the save above.
-        tracking.advance_status(dispatch)
-        self.run.sent += 1
+        sent_at = timezone.now()
+        for dispatch, _, _ in claimed:
+            dispatch.attempts += attempts
+            dispatch.status = Status.SENT
+            dispatch.provider_message_id = provider_id[:300]
+            dispatch.sent_at = sent_at
+            dispatch.writeback_pending = True
+            dispatch.save(update_fields=["attempts", "status", "provider_message_id", "sent_at",
+                                         "writeback_pending", "updated_at"])
+            # A fast provider's webhook may have arrived before the save above.
+            tracking.advance_status(dispatch)
+        self.run.sent += len(claimed)
+        self.run.emails += 1
 
     def flush_writebacks(self, gateway):
         """Write back this task's recorded sends; called at the start and end of a run
@@ -520,7 +618,8 @@ def summarize(run):
     lines = [
         f"Tâche « {run.task.name} » (niveau {run.task.level}) — {run.get_status_display()}",
         f"  échéances sélectionnées : {run.selected}",
-        f"  e-mails envoyés         : {run.sent}",
+        f"  e-mails envoyés         : {run.sent}"
+        + (f" documents en {run.emails} e-mail(s)" if run.emails and run.emails != run.sent else ""),
         f"  documents réacheminés   : {run.diverted}",
         f"  ignorées                : {run.skipped}",
     ]

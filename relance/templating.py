@@ -51,6 +51,12 @@ VARIABLES = {
     "indemnite_recouvrement": "Indemnité forfaitaire pour frais de recouvrement, ex. « 40,00 € »",
     "contact_nom": "Nom du premier contact du tiers (vide s'il n'y en a pas)",
     "mode_reglement": "Mode de règlement de l'échéance",
+    "factures": "Les factures de l'e-mail, à parcourir avec {% for facture in factures %} : "
+                "facture.numero, facture.date, facture.echeance, facture.montant, facture.montant_restant, "
+                "facture.jours_retard (une seule hors mode « un e-mail par débiteur » ; les variables "
+                "ci-dessus décrivent alors la première)",
+    "nombre_factures": "Nombre de factures de l'e-mail (entier)",
+    "total_restant": "Total restant dû sur les factures de l'e-mail",
 }
 
 # Names the template language itself provides.
@@ -102,6 +108,38 @@ Si votre paiement a été effectué entre-temps, nous vous prions de ne pas teni
 Pour rappel, conformément au Code de commerce (articles L441-10 et D441-5), tout retard de paiement \
 peut entraîner des pénalités au taux annuel de {{ penalites_taux }}, ainsi qu'une indemnité \
 forfaitaire pour frais de recouvrement de {{ indemnite_recouvrement }}.
+
+Notre service comptable reste à votre disposition pour toute question.
+
+Nous vous prions d'agréer nos sincères salutations.
+
+{% if signature %}{{ signature }}{% else %}{{ societe }}{% endif %}
+"""
+
+DEFAULT_GROUP_SUBJECT = ("{% if nombre_factures > 1 %}Relance : {{ nombre_factures }} factures échues, "
+                         "{{ total_restant }}{% else %}Relance : facture {{ document_numero }} échue le "
+                         "{{ echeance_date }}{% endif %}")
+
+DEFAULT_GROUP_BODY = """\
+{% if contact_nom %}Bonjour {{ contact_nom }},{% else %}Madame, Monsieur,{% endif %}
+
+Sauf erreur ou omission de notre part, {% if nombre_factures > 1 %}les factures suivantes restent \
+impayées à ce jour{% else %}la facture suivante reste impayée à ce jour{% endif %} :
+
+{% for facture in factures %}- facture n° {{ facture.numero }} du {{ facture.date }}, échue le \
+{{ facture.echeance }} : {{ facture.montant_restant }} ({{ facture.jours_retard }} jours de retard)
+{% endfor %}
+Total restant dû : {{ total_restant }}.
+
+Vous trouverez ci-joint une copie de {% if nombre_factures > 1 %}ces factures{% else %}cette \
+facture{% endif %}. Nous vous remercions de bien vouloir procéder à leur règlement dans les meilleurs \
+délais.
+
+Si votre paiement a été effectué entre-temps, nous vous prions de ne pas tenir compte de ce message.
+
+Pour rappel, conformément au Code de commerce (articles L441-10 et D441-5), tout retard de paiement \
+peut entraîner des pénalités au taux annuel de {{ penalites_taux }}, ainsi qu'une indemnité \
+forfaitaire pour frais de recouvrement de {{ indemnite_recouvrement }} par facture.
 
 Notre service comptable reste à votre disposition pour toute question.
 
@@ -169,7 +207,41 @@ def build_context(*, customer, task, candidate, today):
         "indemnite_recouvrement": money(settings.RECOVERY_INDEMNITY),
         "contact_nom": contact,
         "mode_reglement": payment_mode or "",
+        "factures": [invoice_line(candidate, today)],
+        "nombre_factures": 1,
+        "total_restant": money(remaining),
     }
+
+
+def invoice_line(candidate, today):
+    """One invoice of ``factures``: what a list of overdue invoices shows."""
+    echeance, document = candidate.echeance, candidate.document
+    issued = (document.date if document and document.date else None) or echeance.issued
+    return {
+        "numero": (document.piece if document else "") or echeance.piece,
+        "date": date_fr(issued),
+        "echeance": date_fr(echeance.due_date),
+        "montant": money(echeance.amount),
+        "montant_restant": money(echeance.remaining),
+        "jours_retard": (today - echeance.due_date).days if echeance.due_date else 0,
+    }
+
+
+def build_group_context(*, customer, task, candidates, today):
+    """Variables for one e-mail carrying several échéances of one debtor: the single-invoice
+    variables describe the first one, ``factures`` lists them all."""
+    context = build_context(customer=customer, task=task, candidate=candidates[0], today=today)
+    context["factures"] = [invoice_line(candidate, today) for candidate in candidates]
+    context["nombre_factures"] = len(candidates)
+    context["total_restant"] = money(sum((c.echeance.remaining for c in candidates), Decimal("0")))
+    return context
+
+
+def default_templates(task):
+    """(subject, body) used when the task leaves them blank."""
+    if task.group_by_debtor:
+        return DEFAULT_GROUP_SUBJECT, DEFAULT_GROUP_BODY
+    return DEFAULT_SUBJECT, DEFAULT_BODY
 
 
 # --- Compilation and checks ------------------------------------------------------------------
@@ -379,8 +451,10 @@ def render_message(*, task, context):
     falls back to ``DEFAULT_BODY``, so a task created outside the admin never
     sends an empty e-mail.
     """
-    subject = " ".join(_render(task.subject_template, context).split())[:SUBJECT_MAX_LENGTH]
-    body_source = task.body_template if (task.body_template or "").strip() else DEFAULT_BODY
+    default_subject, default_body = default_templates(task)
+    subject_source = task.subject_template if (task.subject_template or "").strip() else default_subject
+    subject = " ".join(_render(subject_source, context).split())[:SUBJECT_MAX_LENGTH]
+    body_source = task.body_template if (task.body_template or "").strip() else default_body
     body = _render(body_source, context)
     # {% if %} lines leave trailing spaces and runs of empty lines behind: tidy them
     # so staff can lay tags out readably without it showing in the e-mail.
@@ -389,6 +463,7 @@ def render_message(*, task, context):
 
 
 __all__ = [
-    "DEFAULT_BODY", "DEFAULT_SUBJECT", "VARIABLES", "build_context", "late_interest",
+    "DEFAULT_BODY", "DEFAULT_GROUP_BODY", "DEFAULT_GROUP_SUBJECT", "DEFAULT_SUBJECT", "VARIABLES",
+    "build_context", "build_group_context", "default_templates", "late_interest",
     "late_payment_rate", "render_message", "validate_message_template",
 ]

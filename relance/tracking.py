@@ -92,6 +92,17 @@ def find_dispatch(*, metadata=None, message_id=None, customer_slug=None):
     return None
 
 
+def message_dispatches(dispatch):
+    """``dispatch`` and the others sent in the same e-mail (a task sending one e-mail per
+    debtor records one Dispatch per échéance, all with the same Message-ID)."""
+    if not dispatch.message_id:
+        return [dispatch]
+    others = (Dispatch.objects.select_related("customer")
+              .filter(customer_id=dispatch.customer_id, message_id=dispatch.message_id)
+              .exclude(pk=dispatch.pk).order_by("pk"))
+    return [dispatch, *others]
+
+
 # -- recording events ----------------------------------------------------------------
 
 def fingerprint(*, provider, event_id, kind, recipient, raw):
@@ -202,13 +213,14 @@ def on_tracking_event(sender, event, esp_name, **kwargs):
     reason = " — ".join(x for x in (event.description, event.mta_response) if x)
     if kind == Kind.OTHER:
         reason = reason or event.event_type
-    apply_event(
-        dispatch, kind=kind, occurred_at=event.timestamp, event_id=event.event_id or "",
-        recipient=event.recipient or "", reason=reason,
-        bounce_type=bounce_type_of(event) if kind in (Kind.BOUNCED, Kind.REJECTED) else "",
-        provider=esp_name, raw=event.esp_event if isinstance(event.esp_event, (dict, list)) else {},
-        queue_consequences=True,
-    )
+    for target in message_dispatches(dispatch):
+        apply_event(
+            target, kind=kind, occurred_at=event.timestamp, event_id=event.event_id or "",
+            recipient=event.recipient or "", reason=reason,
+            bounce_type=bounce_type_of(event) if kind in (Kind.BOUNCED, Kind.REJECTED) else "",
+            provider=esp_name, raw=event.esp_event if isinstance(event.esp_event, (dict, list)) else {},
+            queue_consequences=True,
+        )
 
 
 # -- hard bounces ------------------------------------------------------------------------
@@ -226,21 +238,32 @@ def suppressed_addresses(customer):
     return set(SuppressedAddress.objects.filter(customer=customer).values_list("address", flat=True))
 
 
+def _document_line(dispatch):
+    return (f"{dispatch.doc_piece or dispatch.ech_numero}"
+            + (f" (échéance du {date_fr(dispatch.due_date)}" if dispatch.due_date else "")
+            + (f", reste dû {money(dispatch.remaining)})" if dispatch.remaining is not None
+               else (")" if dispatch.due_date else "")))
+
+
 def notice_text(event, *, gestimum_written):
     dispatch = event.dispatch
     occurred = timezone.localtime(event.occurred_at)
     sent = timezone.localtime(dispatch.sent_at) if dispatch.sent_at else None
-    subject = f"Relance non délivrée : {dispatch.doc_piece or dispatch.ech_numero} — {dispatch.tiers_name}"
+    documents = message_dispatches(dispatch)
+    pieces = ", ".join(d.doc_piece or d.ech_numero for d in documents)
+    subject = f"Relance non délivrée : {pieces} — {dispatch.tiers_name}"
+    if len(documents) == 1:
+        document_lines = [f"Document : {_document_line(dispatch)}"]
+    else:
+        document_lines = [f"Documents ({len(documents)}, dans le même e-mail) :"]
+        document_lines += [f"  - {_document_line(d)}" for d in documents]
     lines = [
         "Bonjour,",
         "",
         "Une relance envoyée par EasyRelance n'a pas pu être délivrée : le serveur du destinataire",
         "a refusé le message de façon définitive.",
         "",
-        f"Document : {dispatch.doc_piece or dispatch.ech_numero}"
-        + (f" (échéance du {date_fr(dispatch.due_date)}" if dispatch.due_date else "")
-        + (f", reste dû {money(dispatch.remaining)})" if dispatch.remaining is not None
-           else (")" if dispatch.due_date else "")),
+        *document_lines,
         f"Débiteur : {dispatch.tiers_name} (code tiers {dispatch.pcf_code})",
         f"Adresse en échec : {event.recipient}",
         f"Motif donné par le serveur : {event.reason or 'non précisé'}",
@@ -287,9 +310,18 @@ def _send_notice(event, *, gestimum_written):
     customer = event.dispatch.customer
     if not customer.notification_email:
         return
-    claimed = DeliveryEvent.objects.filter(pk=event.pk, notice_sent_at=None).update(
-        notice_sent_at=timezone.now())
-    if not claimed:
+    dispatch = event.dispatch
+    # One notice per refused address and e-mail, even when the e-mail carried several
+    # documents (one event per Dispatch): the first event claims its siblings' too.
+    same_email = DeliveryEvent.objects.filter(pk=event.pk)
+    if dispatch.message_id:
+        same_email = DeliveryEvent.objects.filter(
+            dispatch__customer=customer, dispatch__message_id=dispatch.message_id, kind=event.kind,
+            recipient=event.recipient)
+    already = same_email.exclude(pk=event.pk).filter(notice_sent_at__isnull=False).exists()
+    claimed_at = timezone.now()
+    claimed = same_email.filter(notice_sent_at=None).update(notice_sent_at=claimed_at)
+    if not claimed or already:
         return
     subject, body = notice_text(event, gestimum_written=gestimum_written)
     message = build_message(from_email=settings.DEFAULT_FROM_EMAIL, to=[customer.notification_email],
@@ -300,7 +332,7 @@ def _send_notice(event, *, gestimum_written):
         with Mailer() as mailer:
             mailer.send(message)
     except SendError as exc:
-        DeliveryEvent.objects.filter(pk=event.pk).update(notice_sent_at=None)
+        same_email.filter(notice_sent_at=claimed_at).update(notice_sent_at=None)
         logger.warning("Avis de rejet de l'envoi %s non envoyé : %s", event.dispatch_id, exc)
 
 

@@ -217,6 +217,28 @@ def test_the_next_page_starts_after_the_last_echeance_read(sql_server):
     assert selects[2][1][-1] == "0000000009"
 
 
+def test_one_email_per_debtor_pages_by_debtor_then_echeance_with_a_two_column_keyset(sql_server):
+    from relance.gestimum.models import Echeance
+
+    gateway, recorder = sql_server
+    fields = [f.attname for f in Echeance._meta.concrete_fields]
+    row = [None] * 121
+    row[fields.index("ech_numero")], row[fields.index("tiers_id")] = "0000000007", "CL001"
+    recorder.pages = [[tuple(row)], []]
+
+    pages = list(gateway.candidate_pages(Selection(days=5), today=TODAY, page_size=1, by_debtor=True))
+
+    assert [[c.echeance.numero for c in page] for page in pages] == [["0000000007"]]
+    first, second = recorder.sql("FROM [ECHEANCES]")
+    for sql, params in (first, second):
+        assert_valid_tsql(sql, params)
+        assert sql.endswith("ORDER BY [ECHEANCES].[PCF_CODE] ASC, [ECHEANCES].[ECH_NUMERO] ASC")
+        assert "[ECHEANCES].[PCF_CODE] IS NOT NULL" in sql
+    assert ("([ECHEANCES].[PCF_CODE] > ? OR ([ECHEANCES].[ECH_NUMERO] > ? AND [ECHEANCES].[PCF_CODE] = ?))"
+            in second[0])
+    assert second[1][-3:] == ("CL001", "0000000007", "CL001")
+
+
 def test_open_echeances_are_found_with_null_bits_and_amounts_read_through_coalesce(sql_server):
     gateway, recorder = sql_server
 

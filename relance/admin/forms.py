@@ -10,7 +10,7 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html, format_html_join
 
 from ..models import AddressSource, Customer, ReminderTask
-from ..templating import DEFAULT_BODY, VARIABLES
+from ..templating import DEFAULT_BODY, DEFAULT_GROUP_BODY, DEFAULT_GROUP_SUBJECT, DEFAULT_SUBJECT, VARIABLES
 
 MASK = "••••"
 # Query parameters that may carry a secret (ODBC strings put PWD=... there).
@@ -98,7 +98,7 @@ class ReminderTaskForm(forms.ModelForm):
                   "min_days_since_previous", "min_days_between_debtor_reminders", "trigger", "days",
                   "max_days", "schedule", "doc_stypes", "families", "subfamilies", "representatives",
                   "payment_modes", "min_remaining", "tiers_include", "tiers_exclude",
-                  "subject_template", "body_template", "print_model", "invoice_template",
+                  "group_by_debtor", "subject_template", "body_template", "print_model", "invoice_template",
                   "archive_folder", "archive_pattern", "divert_folder", "writeback_action",
                   "writeback_nbrel", "writeback_relances"]
         widgets = {
@@ -113,6 +113,16 @@ class ReminderTaskForm(forms.ModelForm):
         # page of French prose): new tasks start from the standard text instead.
         if self.instance.pk is None and not self.initial.get("body_template"):
             self.initial["body_template"] = DEFAULT_BODY
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("group_by_debtor"):
+            # The single-invoice defaults left as they were become the per-debtor ones.
+            if " ".join((cleaned.get("body_template") or "").split()) == " ".join(DEFAULT_BODY.split()):
+                cleaned["body_template"] = DEFAULT_GROUP_BODY
+            if (cleaned.get("subject_template") or "").strip() == DEFAULT_SUBJECT:
+                cleaned["subject_template"] = DEFAULT_GROUP_SUBJECT
+        return cleaned
 
 
 def variables_help_html():

@@ -141,7 +141,7 @@ class RecentRunInline(admin.TabularInline):
 
     model = TaskRun
     verbose_name_plural = "dernières exécutions"
-    fields = ["started_at", "origin", "status_badge", "duration_display", "selected", "sent",
+    fields = ["started_at", "origin", "status_badge", "duration_display", "selected", "sent", "emails",
               "diverted", "skipped", "failed", "short_errors"]
     readonly_fields = fields
     extra = 0
@@ -202,7 +202,7 @@ class ReminderTaskAdmin(admin.ModelAdmin):
             "description": "Critères supplémentaires sur n'importe quelle colonne Gestimum "
                            "(champs personnalisés compris) : voir « critères » plus bas.",
         }),
-        ("Message", {"fields": ["subject_template", "body_template"]}),
+        ("Message", {"fields": ["group_by_debtor", "subject_template", "body_template"]}),
         ("Impression", {"fields": ["print_model", "invoice_template", "archive_folder",
                                    "archive_pattern"]}),
         ("Réacheminement", {"fields": ["divert_folder"]}),
@@ -362,7 +362,7 @@ class ReminderTaskAdmin(admin.ModelAdmin):
 @admin.register(TaskRun)
 class TaskRunAdmin(admin.ModelAdmin):
     list_display = ["task", "origin", "status_badge", "started_at", "duration_display", "selected",
-                    "sent", "diverted", "skipped", "failed"]
+                    "sent", "emails", "diverted", "skipped", "failed"]
     list_filter = ["status", "origin", ("task__customer", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["task__customer"]
     search_fields = ["task__name", "task__customer__name", "errors"]

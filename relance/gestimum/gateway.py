@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import F, IntegerField, Value
+from django.db.models import F, IntegerField, Q, Value
 from django.db.models.functions import Coalesce, Trim
 from django.utils import timezone
 
@@ -208,20 +208,31 @@ class Gateway:
             annotations[f"addr_{table}_{found[0]}".lower()] = expression
         return annotations
 
-    def candidate_pages(self, selection, *, today, page_size=None):
-        """Yield lists of :class:`Candidate`, in ECH_NUMERO order, one page per query."""
+    def candidate_pages(self, selection, *, today, page_size=None, by_debtor=False):
+        """Yield lists of :class:`Candidate`, one page per query, in ECH_NUMERO order, or
+        with ``by_debtor`` in (PCF_CODE, ECH_NUMERO) order, so that a debtor's échéances
+        follow each other (one e-mail per debtor). Keyset paging either way."""
         page_size = page_size or settings.GESTIMUM["PAGE_SIZE"]
         queryset = self._selection_queryset(selection, today=today)
         address = self._address_annotations(selection)
-        queryset = queryset.annotate(**address).order_by("ech_numero")
+        queryset = queryset.annotate(**address)
+        if by_debtor:
+            queryset = queryset.filter(tiers_id__isnull=False).order_by("tiers_id", "ech_numero")
+        else:
+            queryset = queryset.order_by("ech_numero")
         last = None
         while True:
-            page = queryset if last is None else queryset.filter(ech_numero__gt=last)
+            if last is None:
+                page = queryset
+            elif by_debtor:
+                page = queryset.filter(Q(tiers_id__gt=last[0]) | Q(tiers_id=last[0], ech_numero__gt=last[1]))
+            else:
+                page = queryset.filter(ech_numero__gt=last)
             rows = list(page[:page_size])
             self.queries += 1
             if not rows:
                 return
-            last = rows[-1].ech_numero
+            last = (rows[-1].tiers_id, rows[-1].ech_numero) if by_debtor else rows[-1].ech_numero
             candidates = [self._candidate(row, address) for row in rows]
             if selection.needs_contacts:
                 self._attach_contacts(candidates)

@@ -163,6 +163,12 @@ class ReminderTask(models.Model):
         "délai depuis le niveau précédent (jours)", default=10,
         help_text="Pour un niveau N > 1 : nombre minimum de jours écoulés depuis l'envoi du niveau N−1.",
     )
+    group_by_debtor = models.BooleanField(
+        "un seul e-mail par débiteur", default=False,
+        help_text="Les factures du débiteur retenues par cette exécution partent dans un seul e-mail "
+        "(une pièce jointe PDF par facture) ; le message les liste avec {% for facture in factures %}. "
+        "Les factures adressées à des destinataires différents partent séparément.",
+    )
     min_days_between_debtor_reminders = models.PositiveSmallIntegerField(
         "écart minimum entre deux relances d'un débiteur (jours)", default=0,
         help_text="Ne pas relancer un débiteur qui a reçu une relance (e-mail ou courrier, toutes tâches "
@@ -275,6 +281,12 @@ class ReminderTask(models.Model):
                 validate_message_template(getattr(self, field))
             except ValidationError as exc:
                 errors[field] = exc.messages
+        body = (self.body_template or "").strip()
+        if self.group_by_debtor and body and "factures" not in body:
+            errors.setdefault("body_template", []).append(
+                "Un seul e-mail par débiteur : le message doit lister les factures, par exemple "
+                "« {% for facture in factures %}- {{ facture.numero }} : {{ facture.montant_restant }}"
+                "{% endfor %} ». Le message standard, laissé tel quel, est remplacé par celui de l'option.")
         if self.print_model == self.PrintModel.ARCHIVE and not self.archive_pattern:
             errors["archive_pattern"] = ["Indiquez le nom du fichier PDF à prendre dans l'archive."]
         if self.trigger == self.Trigger.DOCUMENT_DATE and self.days < 0:
@@ -436,7 +448,10 @@ class TaskRun(models.Model):
     started_at = models.DateTimeField("début", default=timezone.now)
     finished_at = models.DateTimeField("fin", null=True, blank=True)
     selected = models.PositiveIntegerField("échéances sélectionnées", default=0)
-    sent = models.PositiveIntegerField("e-mails envoyés", default=0)
+    sent = models.PositiveIntegerField("documents envoyés par e-mail", default=0)
+    emails = models.PositiveIntegerField(
+        "e-mails", default=0, help_text="Nombre de messages : moins que les documents envoyés quand "
+        "la tâche envoie un seul e-mail par débiteur.")
     diverted = models.PositiveIntegerField("documents réacheminés", default=0)
     skipped = models.PositiveIntegerField("ignorées", default=0)
     failed = models.PositiveIntegerField("en échec", default=0)

@@ -51,14 +51,17 @@ def apply_report(raw, counts):
         bounce_type = ""
         if kind == DeliveryEvent.Kind.BOUNCED:
             bounce_type = DeliveryEvent.BounceType.HARD if status.hard else DeliveryEvent.BounceType.SOFT
-        _, created = tracking.apply_event(
-            dispatch, kind=kind, occurred_at=report.arrived_at,
-            event_id=f"{report.report_id}/{status.recipient}", recipient=status.recipient,
-            reason=f"{status.status} {status.diagnostic}".strip(), bounce_type=bounce_type,
-            provider="dsn", raw={"report_id": report.report_id, "recipient": status.recipient,
-                                 "action": status.action, "status": status.status,
-                                 "diagnostic": status.diagnostic},
-        )
+        created = False
+        for target in tracking.message_dispatches(dispatch):  # every document of that e-mail
+            _, applied = tracking.apply_event(
+                target, kind=kind, occurred_at=report.arrived_at,
+                event_id=f"{report.report_id}/{status.recipient}", recipient=status.recipient,
+                reason=f"{status.status} {status.diagnostic}".strip(), bounce_type=bounce_type,
+                provider="dsn", raw={"report_id": report.report_id, "recipient": status.recipient,
+                                     "action": status.action, "status": status.status,
+                                     "diagnostic": status.diagnostic},
+            )
+            created = created or applied
         counts["applied" if created else "duplicate"] += 1
 
 
