@@ -57,12 +57,58 @@ def billable_units(customer, start, end):
     seen = set()
     units = []
     for dispatch in billable_dispatches(customer, start, end):
-        send_key = dispatch.message_id or f"dispatch-{dispatch.pk}"
-        document_key = dispatch.doc_numero or dispatch.doc_piece or f"ech-{dispatch.ech_numero}"
-        if (send_key, document_key) in seen:
+        key = _unit_key(dispatch)
+        if key in seen:
             continue
-        seen.add((send_key, document_key))
+        seen.add(key)
         units.append(dispatch)
+    return units
+
+
+def _unit_key(dispatch):
+    return (dispatch.message_id or f"dispatch-{dispatch.pk}",
+            dispatch.doc_numero or dispatch.doc_piece or f"ech-{dispatch.ech_numero}")
+
+
+def late_units(contract, before):
+    """Billable sends of months already invoiced that no invoice carries.
+
+    A send recorded after its month's statement was computed — an interrupted
+    send confirmed later by staff, say — belongs to a closed month; it is billed
+    once, by the next statement (« régularisation »). Sends of months without an
+    issued invoice are left to that month's own statement; sends an invoice
+    carries, or that a credit note cancelled, are never billed again.
+    """
+    from .models import Statement
+
+    customer = contract.customer
+    closed = set(Statement.objects.filter(
+        customer=customer, kind=Statement.Kind.INVOICE, period_start__lt=before,
+        status__in=(Statement.Status.ISSUED, Statement.Status.PAID, Statement.Status.PARTIALLY_CREDITED),
+    ).values_list("period_start", flat=True))
+    if not closed:
+        return []
+    carried = StatementLine.dispatches.through.objects.filter(
+        statementline__statement__customer=customer,
+        statementline__statement__kind="invoice",
+    ).exclude(statementline__statement__status="credited").values("dispatch_id")
+    first_closed = min(closed)
+    candidates = [
+        dispatch for dispatch in billable_dispatches(customer, max(first_closed, contract.start_date),
+                                                      before - timedelta(days=1)).exclude(pk__in=carried)
+        if timezone.localdate(dispatch.billed_at).replace(day=1) in closed
+    ]
+    if not candidates:
+        return []
+    # The same document twice in one e-mail is one unit: skip it if its twin was billed.
+    billed_keys = {_unit_key(d) for d in Dispatch.objects.filter(
+        customer=customer, pk__in=carried, message_id__in={d.message_id for d in candidates if d.message_id})}
+    units = []
+    for dispatch in candidates:
+        key = _unit_key(dispatch)
+        if key not in billed_keys:
+            billed_keys.add(key)
+            units.append(dispatch)
     return units
 
 
@@ -138,7 +184,7 @@ def compute_month(contract, month, *, usage_until=None):
     the running month); the fees are the month's full ones. Returns None when
     the contract does not cover any day of the month.
     """
-    from .texts import installation_label, monthly_fee_label, usage_label
+    from .texts import installation_label, late_usage_label, monthly_fee_label, usage_label
 
     period_start, period_end = month_bounds(month)
     covered = service_days(contract, period_start, period_end)
@@ -177,4 +223,23 @@ def compute_month(contract, month, *, usage_until=None):
         result.lines.append(Line(StatementLine.Kind.USAGE, usage_label(start, end), Decimal(len(counted)),
                                  price.unit_price, round_cent(len(counted) * price.unit_price), start, end,
                                  counted))
+    if not usage_until:  # the statement itself, not the portal's running estimate
+        for line in late_usage_lines(contract, period_start, late_usage_label):
+            result.billed_units += len(line.units)
+            result.lines.append(line)
     return result
+
+
+def late_usage_lines(contract, before, label):
+    """Régularisation lines for ``late_units``, one per unit price (the price of their send day)."""
+    by_price = {}
+    for unit in late_units(contract, before):
+        price = contract.price_on(timezone.localdate(unit.billed_at))
+        if price is not None:
+            by_price.setdefault(price.unit_price, []).append(unit)
+    lines = []
+    for unit_price, units in by_price.items():
+        days = [timezone.localdate(u.billed_at) for u in units]
+        lines.append(Line(StatementLine.Kind.USAGE, label(min(days), max(days)), Decimal(len(units)),
+                          unit_price, round_cent(len(units) * unit_price), min(days), max(days), units))
+    return lines

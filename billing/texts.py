@@ -90,3 +90,8 @@ def monthly_fee_label(first, last, days, days_in_month):
 
 def usage_label(start, end):
     return f"Documents envoyés par e-mail du {date_fr(start)} au {date_fr(end)}"
+
+
+def late_usage_label(start, end):
+    return (f"Régularisation : documents envoyés par e-mail du {date_fr(start)} au {date_fr(end)}, "
+            "enregistrés après l'établissement de leur relevé")

@@ -458,3 +458,63 @@ def test_the_admin_contract_page_and_generate_action_work(client_company, admin_
                                                     "_selected_action": [contract.pk]})
 
     assert Statement.objects.get().period_start == services.previous_month()
+
+
+# -- sends recorded after their month was invoiced -------------------------------------------
+
+APRIL, MAY = date(2026, 4, 1), date(2026, 5, 1)
+
+
+def usage_lines(statement):
+    return [(line.label, line.quantity, line.amount) for line in statement.lines.filter(kind="usage")
+            .order_by("position")]
+
+
+def test_a_send_recorded_after_its_months_invoice_is_billed_once_by_the_next_one(client_company):
+    make_contract(client_company, unit="0.2500")
+    send(client_company, at(2026, 3, 5))
+    interrupted = send(client_company, at(2026, 3, 20), status=Dispatch.Status.NEEDS_REVIEW)
+    march = issue_statement(generate_statement(client_company, MARCH), send_email=False)
+    assert march.billed_units == 1
+    # Staff confirm in April that the interrupted March send did leave (admin « Confirmer »).
+    Dispatch.objects.filter(pk=interrupted.pk).update(status=Dispatch.Status.SENT)
+
+    april = generate_statement(client_company, APRIL)
+
+    assert april.billed_units == 1
+    assert usage_lines(april)[-1] == (
+        "Régularisation : documents envoyés par e-mail du 20/03/2026 au 20/03/2026, enregistrés après "
+        "l'établissement de leur relevé", Decimal("1.0000"), Decimal("0.25"))
+    assert list(april.lines.get(label__startswith="Régularisation").dispatches.all()) == [interrupted]
+    issue_statement(april, send_email=False)
+    may = generate_statement(client_company, MAY)
+    assert may.billed_units == 0 and not may.lines.filter(label__startswith="Régularisation").exists()
+    # The running estimate of the portal leaves regularisations to the statement.
+    assert compute_month(client_company.contract, APRIL, usage_until=date(2026, 4, 10)).billed_units == 0
+
+
+def test_a_credited_month_is_rebilled_by_its_own_new_invoice_not_as_a_regularisation(client_company):
+    make_contract(client_company)
+    send(client_company, at(2026, 3, 5))
+    march = issue_statement(generate_statement(client_company, MARCH), send_email=False)
+    create_credit_note(march, reason="Erreur de tarif", send_email=False)
+
+    april = generate_statement(client_company, APRIL)
+    march_again = generate_statement(client_company, MARCH)
+
+    assert april.billed_units == 0
+    assert march_again.pk != march.pk and march_again.billed_units == 1
+
+
+def test_a_month_not_yet_invoiced_and_a_document_already_billed_in_its_email_are_not_regularised(
+        client_company):
+    make_contract(client_company)
+    send(client_company, at(2026, 2, 10))  # February has no statement yet: it stays February's
+    send(client_company, at(2026, 3, 5), message_id="<m1@e-doc-erp.fr>", doc_numero="D1")
+    send(client_company, at(2026, 3, 5), message_id="<m1@e-doc-erp.fr>", doc_numero="D1")  # 2 échéances
+    issue_statement(generate_statement(client_company, MARCH), send_email=False)
+
+    april = generate_statement(client_company, APRIL)
+
+    assert april.billed_units == 0
+    assert generate_statement(client_company, date(2026, 2, 1)).billed_units == 1
