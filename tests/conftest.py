@@ -168,8 +168,11 @@ class GestimumBuilder:
             ech_recu=paid, ech_solder=paid >= ech.ech_arecev)
 
     def set_column(self, table, key_column, key, column, value):
-        quote = connections[self.alias].ops.quote_name
-        with connections[self.alias].cursor() as cursor:
+        connection = connections[self.alias]
+        quote = connection.ops.quote_name
+        if isinstance(value, datetime):  # stored the way the ORM stores datetimes on this engine
+            value = connection.ops.adapt_datetimefield_value(value)
+        with connection.cursor() as cursor:
             cursor.execute(f"UPDATE {quote(table)} SET {quote(column)} = %s WHERE {quote(key_column)} = %s",
                            [value, key])
 

@@ -6,6 +6,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.db import connection
 from django.urls import reverse
+from django.utils.html import escape
 
 from relance.admin.forms import mask_url
 from relance.models import Criterion, Customer, Dispatch, ReminderTask, TaskRun
@@ -36,7 +37,7 @@ def columns_checked(monkeypatch):
 
     state = SimpleNamespace(calls=[], errors=[], unavailable=None)
 
-    def fake_check_columns(customer, pairs):
+    def fake_check_columns(customer, pairs, criteria=()):
         state.calls.append((customer, list(pairs)))
         if state.unavailable:
             raise gateway.GestimumUnavailable(state.unavailable)
@@ -172,6 +173,20 @@ def test_a_valid_task_is_saved_and_its_columns_checked(admin_client, company, co
     task = ReminderTask.objects.get()
     assert task.criteria.get().column == "XXX_TOUR"
     assert columns_checked.calls == [(company, [("TIERS", "XXX_TOUR")])]
+
+
+def test_a_criterion_value_that_does_not_fit_its_live_column_type_refuses_the_save(
+        admin_client, customer, gestimum):
+    data = with_criterion(task_post_data(customer), "XXX_PROMESSE", table="DOCUMENTS", value="demain")
+    response = admin_client.post(reverse("admin:relance_remindertask_add"), data)
+    assert response.status_code == 200
+    assert escape("Critère DOCUMENTS.XXX_PROMESSE : « demain » n'est pas une date. Écrivez jj/mm/aaaa"
+                  ) in response.content.decode()
+    assert not ReminderTask.objects.exists()
+
+    data = with_criterion(task_post_data(customer), "XXX_PROMESSE", table="DOCUMENTS", value="J-30")
+    assert admin_client.post(reverse("admin:relance_remindertask_add"), data).status_code == 302
+    assert ReminderTask.objects.get().criteria.get().value == "J-30"
 
 
 def test_an_unknown_gestimum_column_refuses_the_save(admin_client, company, columns_checked):

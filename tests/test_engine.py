@@ -434,6 +434,57 @@ def test_payment_mode_criterion(gestimum, smtp_server, make_task):
     assert selected(make_task(payment_modes="LCR", level=3, require_previous_level=False)) == ["CL001"]
 
 
+@pytest.fixture
+def promises(gestimum, today):
+    """CL001 promised to pay in 5 days, CL002 promised 3 days ago, CL003 promised nothing."""
+    for code, promised in (("CL001", 5), ("CL002", -3), ("CL003", None)):
+        gestimum.tiers(code, XXX_PLAFOND={"CL001": 100, "CL002": 5000, "CL003": None}[code])
+        extra = {} if promised is None else {"XXX_PROMESSE": gestimum.at(today + timedelta(days=promised))}
+        gestimum.invoice(code, piece=f"FA{code}", days_late=10, **extra)
+
+
+@pytest.mark.parametrize("column, operator, value, expected", [
+    ("XXX_PROMESSE", "lt", "J", ["CL002"]),            # promise broken
+    ("XXX_PROMESSE", "gt", "aujourd'hui", ["CL001"]),  # promise still to come
+    ("XXX_PROMESSE", "gt", "J-4", ["CL001", "CL002"]),
+    ("XXX_PROMESSE", "eq", "J+5", ["CL001"]),
+    ("XXX_PROMESSE", "ne", "J+5", ["CL002", "CL003"]),
+    ("XXX_PROMESSE", "empty", "", ["CL003"]),
+    ("XXX_PROMESSE", "not_empty", "", ["CL001", "CL002"]),
+    ("XXX_PLAFOND", "gt", "1000", ["CL002"]),
+    ("XXX_PLAFOND", "lt", "1 000,50", ["CL001"]),
+])
+def test_date_and_number_criteria_compare_with_absolute_or_relative_values(
+        promises, smtp_server, make_task, column, operator, value, expected):
+    task = make_task()
+    table = "TIERS" if column == "XXX_PLAFOND" else "DOCUMENTS"
+    Criterion.objects.create(task=task, table=table, column=column, operator=operator, value=value)
+    assert selected(task) == expected
+
+
+def test_an_absolute_date_criterion_counts_whole_days_of_the_customers_calendar(
+        promises, smtp_server, make_task, today):
+    task = make_task()
+    Criterion.objects.create(task=task, table="DOCUMENTS", column="XXX_PROMESSE", operator="eq",
+                             value=(today - timedelta(days=3)).strftime("%d/%m/%Y"))
+    assert selected(task) == ["CL002"]
+
+
+@pytest.mark.parametrize("column, operator, value, message", [
+    ("XXX_PROMESSE", "eq", "demain", "« demain » n'est pas une date. Écrivez jj/mm/aaaa"),
+    ("XXX_PROMESSE", "contains", "12", "pour une date, utilisez"),
+    ("XXX_TOUR", "gt", "EST", "s'appliquent aux nombres et aux dates"),
+])
+def test_a_criterion_that_does_not_fit_its_column_fails_the_run_in_french(
+        promises, smtp_server, make_task, column, operator, value, message):
+    task = make_task()
+    table = "TIERS" if column == "XXX_TOUR" else "DOCUMENTS"
+    Criterion.objects.create(task=task, table=table, column=column, operator=operator, value=value)
+    run = run_task(task.pk)
+    assert run.status == TaskRun.Status.FAILED and message in run.errors
+    assert smtp_server.messages == []
+
+
 @pytest.mark.parametrize("table, column, operator, value, expected", [
     ("TIERS", "XXX_TOUR", "eq", "EST", ["CL001"]),
     ("TIERS", "XXX_TOUR", "ne", "EST", ["CL002"]),

@@ -300,6 +300,11 @@ CRITERIA = [
      Decimal("1500.50")),
     (CriterionSpec("TIERS", "PCF_DTCREE", "empty"), "[TIERS].[PCF_DTCREE] IS NULL", ""),
     (CriterionSpec("ECHEANCES", "ECH_IMPAYE", "not_empty"), "[ECHEANCES].[ECH_IMPAYE]", ""),
+    (CriterionSpec("TIERS", "XXX_PLAFOND", "gt", "1000"), "[TIERS].[XXX_PLAFOND] > ?", Decimal("1000")),
+    # Relative to the run's day (10 March 2025), bound as Paris wall-clock midnight like Gestimum's.
+    (CriterionSpec("TIERS", "PCF_DTCREE", "lt", "J-30"), "[TIERS].[PCF_DTCREE] < ?", datetime(2025, 2, 8)),
+    (CriterionSpec("TIERS", "PCF_DTCREE", "gt", "31/12/2024"), "[TIERS].[PCF_DTCREE] >= ?",
+     datetime(2025, 1, 1)),
 ]
 
 

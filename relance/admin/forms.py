@@ -154,6 +154,10 @@ class ColumnCheckedFormSet(BaseInlineFormSet):
         """(TABLE, COLUMN) named by one row's cleaned data, or None."""
         raise NotImplementedError
 
+    def criteria_specs(self):
+        """Criteria whose operator and value are checked against their column's type."""
+        return []
+
     def _customer(self):
         try:
             return self.instance.customer
@@ -178,7 +182,7 @@ class ColumnCheckedFormSet(BaseInlineFormSet):
         from ..gestimum.gateway import GestimumUnavailable, check_columns
 
         try:
-            errors = check_columns(customer, sorted(pairs))
+            errors = check_columns(customer, sorted(pairs), self.criteria_specs())
         except GestimumUnavailable as exc:
             self.gestimum_warning = (f"Les colonnes Gestimum n'ont pas pu être vérifiées : {exc} "
                                      "La tâche est enregistrée ; vérifiez-les dès que la base est joignable.")
@@ -192,6 +196,17 @@ class CriterionFormSet(ColumnCheckedFormSet):
         if data.get("table") and data.get("column"):
             return (data["table"], data["column"].upper())
         return None
+
+    def criteria_specs(self):
+        from ..gestimum.selection import CriterionSpec
+
+        specs = []
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if data and not self._should_delete_form(form) and self.column_of(data):
+                specs.append(CriterionSpec(data["table"], data["column"].upper(), data.get("operator", ""),
+                                           data.get("value", "")))
+        return specs
 
 
 class AddressSourceFormSet(ColumnCheckedFormSet):

@@ -137,8 +137,9 @@ def live_columns(alias, table):
     return found
 
 
-def check_columns(customer, pairs):
-    """French errors for the (TABLE, COLUMN) pairs the live database does not have."""
+def check_columns(customer, pairs, criteria=()):
+    """French errors for the (TABLE, COLUMN) pairs the live database does not have, and for
+    the ``criteria`` (CriterionSpec) whose operator or value does not fit their column's type."""
     errors = []
     with open_gateway(customer) as gateway:
         for table, column in pairs:
@@ -147,6 +148,15 @@ def check_columns(customer, pairs):
             elif gateway.column(table, column) is None:
                 errors.append(f"La colonne {column} n'existe pas dans la table {table} de la base "
                               "Gestimum de ce client.")
+        today = timezone.localdate(timezone=gateway.tz)
+        for index, spec in enumerate(criteria):
+            found = gateway.column(spec.table, spec.column) if spec.table in TABLE_ANCHORS else None
+            if found is None:
+                continue  # already said above
+            try:
+                criterion_filter(index, spec, *found, today=today, tz=gateway.tz)
+            except SelectionError as exc:
+                errors.append(str(exc))
     return errors
 
 
@@ -190,7 +200,7 @@ class Gateway:
                 raise SelectionError(
                     f"Critère : la colonne {spec.column} n'existe pas dans la table {spec.table}."
                 )
-            crit_annotations, crit_q = criterion_filter(index, spec, *found)
+            crit_annotations, crit_q = criterion_filter(index, spec, *found, today=today, tz=self.tz)
             annotations.update(crit_annotations)
             q &= crit_q
         queryset = Echeance.objects.using(self.alias).select_related("document", "tiers")

@@ -20,6 +20,7 @@ DEMO_CUSTOM_COLUMNS = {
     "DOCUMENTS": {
         "XXX_LITIGE": models.BooleanField(null=True),
         "XXX_AFFAIRE": models.CharField(max_length=30, null=True),
+        "XXX_PROMESSE": models.DateTimeField(null=True),  # payment promised for that day
     },
     "CONTACTS": {
         "XXX_RELANCE": models.BooleanField(null=True),

@@ -10,7 +10,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.db.models import BooleanField, CharField, DecimalField, F, IntegerField, Q, Value
+from django.db.models import (
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    DecimalField,
+    F,
+    IntegerField,
+    Q,
+    Value,
+)
 from django.db.models.functions import Coalesce, Trim
 from django.utils import timezone
 
@@ -164,9 +174,57 @@ def column_expression(table, real_name, internal_type):
     if internal_type in ("DecimalField", "FloatField"):
         return SiblingColumn(anchor, real_name, DecimalField(max_digits=20, decimal_places=4,
                                                             null=True)), "decimal"
-    if internal_type in ("DateTimeField", "DateField"):
-        return None, "date"
+    if internal_type == "DateTimeField":
+        return SiblingColumn(anchor, real_name, DateTimeField(null=True)), "datetime"
+    if internal_type == "DateField":
+        return SiblingColumn(anchor, real_name, DateField(null=True)), "date"
     return None, internal_type
+
+
+RELATIVE_DATE_RE = re.compile(r"(?:j|aujourd'hui|aujourdhui)\s*(?:([+-])\s*(\d{1,5}))?", re.IGNORECASE)
+
+
+def parse_date_value(raw, today, label):
+    """A criterion date: « 31/12/2026 », « 2026-12-31 », or relative to the run's day:
+    « J » (aujourd'hui), « J-30 », « J+7 »."""
+    text = raw.strip().replace("’", "'")
+    relative = RELATIVE_DATE_RE.fullmatch(text)
+    if relative:
+        sign, days = relative.groups()
+        offset = int(days or 0) * (-1 if sign == "-" else 1)
+        return today + timedelta(days=offset)
+    for pattern in ("%d/%m/%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, pattern).date()
+        except ValueError:
+            continue
+    raise SelectionError(f"{label} : « {raw.strip()} » n'est pas une date. Écrivez jj/mm/aaaa "
+                         "(31/12/2026) ou une date relative au jour de l'exécution : J, J-30, J+7.")
+
+
+def date_criterion(name, op, raw, *, kind, today, tz, label):
+    """Q for a date or datetime column: whole days of the customer's calendar."""
+    if op == "empty":
+        return Q(**{f"{name}__isnull": True})
+    if op == "not_empty":
+        return Q(**{f"{name}__isnull": False})
+    if op not in ("eq", "ne", "lt", "gt"):
+        raise SelectionError(f"{label} : pour une date, utilisez « est égal à », « est différent de », "
+                             "« est inférieur à / avant le », « est supérieur à / après le », « est vide » "
+                             "ou « n'est pas vide ».")
+    day = parse_date_value(raw, today, label)
+    if kind == "date":
+        start, end = day, day + timedelta(days=1)
+    else:
+        start, end = start_of_day(day, tz), start_of_day(day + timedelta(days=1), tz)
+    on_day = Q(**{f"{name}__gte": start, f"{name}__lt": end})
+    if op == "eq":
+        return on_day
+    if op == "ne":
+        return ~on_day | Q(**{f"{name}__isnull": True})
+    if op == "lt":
+        return Q(**{f"{name}__lt": start})
+    return Q(**{f"{name}__gte": end})
 
 
 def convert_value(raw, kind, label):
@@ -193,20 +251,20 @@ def convert_value(raw, kind, label):
     raise SelectionError(f"{label} : type de colonne non pris en charge.")
 
 
-def criterion_filter(index, spec, real_name, internal_type):
-    """Annotations and Q for one generic criterion on a checked column."""
+def criterion_filter(index, spec, real_name, internal_type, *, today=None, tz=None):
+    """Annotations and Q for one generic criterion on a checked column.
+
+    ``today`` and ``tz`` (the run's day and the customer's time zone) place date
+    criteria, relative ones (« J-30 ») included."""
     label = f"Critère {spec.table}.{spec.column}"
     expression, kind = column_expression(spec.table, real_name, internal_type)
-    if expression is None:
-        if kind == "date" and spec.operator in ("empty", "not_empty"):
-            expression = SiblingColumn(TABLE_ANCHORS[spec.table], real_name, CharField(null=True))
-            name = f"crit_{index}"
-            q = Q(**{f"{name}__isnull": True})
-            return {name: expression}, (q if spec.operator == "empty" else ~q)
-        raise SelectionError(
-            f"{label} : les colonnes de type {kind} n'acceptent que « est vide » ou « n'est pas vide »."
-        )
     name = f"crit_{index}"
+    if expression is None:
+        raise SelectionError(f"{label} : les colonnes de type {kind} ne sont pas prises en charge.")
+    if kind in ("date", "datetime"):
+        q = date_criterion(name, spec.operator, spec.value, kind=kind, today=today or timezone.localdate(),
+                           tz=tz or timezone.get_default_timezone(), label=label)
+        return {name: expression}, q
     if kind == "text":
         expression = Trim(expression)
     annotations = {name: expression}
@@ -236,6 +294,11 @@ def criterion_filter(index, spec, real_name, internal_type):
     if op == "ne":
         # "Different from X" includes rows where the column is empty.
         return annotations, ~Q(**{name: value}) | Q(**{f"{name}__isnull": True})
+    if op in ("lt", "gt"):
+        if kind not in ("int", "decimal"):
+            raise SelectionError(f"{label} : « inférieur à » et « supérieur à » s'appliquent aux nombres "
+                                 "et aux dates, pas aux colonnes de texte ni aux cases à cocher.")
+        return annotations, Q(**{f"{name}__{op}": value})
     raise SelectionError(f"{label} : opérateur inconnu « {op} ».")
 
 

@@ -318,6 +318,8 @@ class Criterion(models.Model):
         EMPTY = "empty", "est vide"
         NOT_EMPTY = "not_empty", "n'est pas vide"
         IN_LIST = "in", "est dans la liste"
+        LESS = "lt", "est inférieur à / avant le"
+        GREATER = "gt", "est supérieur à / après le"
 
     task = models.ForeignKey(ReminderTask, models.CASCADE, related_name="criteria")
     table = models.CharField("table", max_length=10, choices=Table.choices, default=Table.TIERS)
@@ -328,7 +330,8 @@ class Criterion(models.Model):
     operator = models.CharField("opérateur", max_length=10, choices=Operator.choices,
                                 default=Operator.EQUALS)
     value = models.CharField("valeur", max_length=500, blank=True,
-                             help_text="Pour « est dans la liste » : valeurs séparées par des ;")
+                             help_text="Pour « est dans la liste » : valeurs séparées par des ;. "
+                             "Dates : jj/mm/aaaa, ou relatives au jour de l'exécution : J, J-30, J+7.")
 
     class Meta:
         verbose_name = "critère"
