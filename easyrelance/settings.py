@@ -196,6 +196,9 @@ ANYMAIL = {
 # Amazon SES webhooks: refuse SNS posts whose AWS signature does not verify
 # (relance/sns.py). Turn off only to debug, never in production.
 AMAZON_SES_VERIFY_SNS_SIGNATURE = env.bool("AMAZON_SES_VERIFY_SNS_SIGNATURE", default=True)
+# The SNS topics (ARNs, comma-separated) whose notifications the SES webhook accepts; empty: any
+# topic that passes basic auth and the signature check.
+AMAZON_SES_SNS_TOPIC_ARNS = env.list("AMAZON_SES_SNS_TOPIC_ARNS", default=[])
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="EasyRelance <noreply@e-doc-erp.fr>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Customers send from <slug>@PLATFORM_MAIL_DOMAIN until their own domain's SPF is verified.

@@ -21,8 +21,18 @@ class VerifiedAmazonSESTrackingWebhookView(AmazonSESTrackingWebhookView):
         # make us download certificates. The signature is checked last instead, once
         # the credentials and the SNS headers have been accepted.
         super().run_validators(request)
+        self.check_topic(request)
         if settings.AMAZON_SES_VERIFY_SNS_SIGNATURE:
             self.verify_signature(request)
+
+    def check_topic(self, request):
+        """Only our own SNS topics, when AMAZON_SES_SNS_TOPIC_ARNS names them (checked before
+        the signature, so a foreign topic never makes us download a certificate)."""
+        allowed = settings.AMAZON_SES_SNS_TOPIC_ARNS
+        topic = self._parse_sns_message(request).get("TopicArn", "")
+        if allowed and topic not in allowed:
+            raise AnymailWebhookValidationFailure(f"Amazon SNS : sujet {topic or '(absent)'} non autorisé "
+                                                  "(AMAZON_SES_SNS_TOPIC_ARNS).")
 
     def verify_signature(self, request):
         try:

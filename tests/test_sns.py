@@ -220,6 +220,22 @@ def test_a_message_signed_by_another_key_is_refused(client, customer, smtp_serve
     assert_nothing_changed(dispatch, smtp_server)
 
 
+def test_only_the_configured_topics_are_accepted_and_a_foreign_one_costs_no_download(
+        client, customer, smtp_server, sync_queue, aws, settings):
+    dispatch = make_dispatch(customer)
+    settings.AMAZON_SES_SNS_TOPIC_ARNS = ["arn:aws:sns:eu-west-3:123456789012:autre-sujet"]
+
+    refused = post(client, notification(dispatch))
+
+    assert refused.status_code == 400
+    assert aws == []
+    assert_nothing_changed(dispatch, smtp_server)
+    settings.AMAZON_SES_SNS_TOPIC_ARNS = ["arn:aws:sns:eu-west-3:123456789012:autre-sujet", TOPIC]
+    assert post(client, notification(dispatch)).status_code == 200
+    dispatch.refresh_from_db()
+    assert dispatch.status == Dispatch.Status.BOUNCED
+
+
 @pytest.mark.parametrize("cert_url", [
     "https://sns.eu-west-3.amazonaws.com.attacker.example/SimpleNotificationService.pem",
     "https://attacker.example/sns.eu-west-3.amazonaws.com/SimpleNotificationService.pem",
