@@ -227,3 +227,22 @@ def test_the_portal_send_page_links_the_other_documents_of_the_email(client, cus
 
     assert f'Dans le même e-mail : <a href="{reverse("portal:detail", args=[fa2.pk])}">FA2</a>.' in page
     assert "Dans le même e-mail" not in alone
+
+
+def test_a_dry_run_counts_the_emails_of_the_mode(gestimum, make_task):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    gestimum.tiers("CL001", email="compta@martin.example")
+    gestimum.invoice("CL001", piece="FA1")
+    gestimum.invoice("CL001", piece="FA2")
+    gestimum.tiers("CL002", email="compta@dubois.example")
+    gestimum.invoice("CL002", piece="FA3")
+    out = StringIO()
+
+    call_command("run_reminders", task=make_task(group_by_debtor=True, body_template=LIST_BODY).pk,
+                 dry_run=True, stdout=out)
+
+    assert "=> 2 e-mail(s) (3 documents), 0 réacheminement(s), 0 ignorée(s)" in out.getvalue()
+    assert not Dispatch.objects.exists()

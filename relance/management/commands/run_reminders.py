@@ -2,7 +2,7 @@ from collections import Counter
 
 from django.core.management.base import BaseCommand, CommandError
 
-from relance.engine import TaskError, TaskRunner, run_task, summarize
+from relance.engine import TaskError, TaskRunner, group_key, run_task, summarize
 from relance.formatting import money
 from relance.gestimum.gateway import GestimumUnavailable
 from relance.gestimum.selection import SelectionError
@@ -51,10 +51,13 @@ class Command(BaseCommand):
     def dry_run(self, task):
         runner = TaskRunner(task)
         actions = Counter()
+        emails = set()  # one e-mail per debtor and recipients when the task groups
         self.stdout.write(f"Simulation — tâche « {task.name} » (niveau {task.level}), rien n'est envoyé :")
         try:
             for item in runner.plan_all():
                 actions[item.action] += 1
+                if item.action == "email" and task.group_by_debtor:
+                    emails.add(group_key(item))
                 echeance = item.candidate.echeance
                 target = ", ".join(item.to) if item.action == "email" else item.reason
                 self.stdout.write(
@@ -63,7 +66,9 @@ class Command(BaseCommand):
                 )
         except (GestimumUnavailable, SelectionError, TaskError) as exc:
             raise CommandError(str(exc)) from exc
+        count = len(emails) if task.group_by_debtor else actions["email"]
+        grouped = f" ({actions['email']} documents)" if count != actions["email"] else ""
         self.stdout.write(
-            f"  => {actions['email']} e-mail(s), {actions['divert']} réacheminement(s), "
+            f"  => {count} e-mail(s){grouped}, {actions['divert']} réacheminement(s), "
             f"{actions['skip']} ignorée(s)\n"
         )
