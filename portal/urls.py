@@ -17,6 +17,7 @@ urlpatterns = [
     path("envois/export.csv", views.export_csv, name="export_csv"),
     path("envois/<int:pk>/", views.detail, name="detail"),
     path("envois/<int:pk>/pdf/", views.download_pdf, name="pdf"),
+    path("envois/<int:pk>/preuve.zip", views.proof, name="proof"),
     path("envois/traiter/", views.mark_handled, name="mark_handled"),
     path("courrier/", views.diverted, name="diverted"),
     path("courrier/a-imprimer.pdf", views.diverted_pdf, name="diverted_pdf"),

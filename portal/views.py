@@ -170,6 +170,18 @@ def download_pdf(request, pk):
 
 
 @customer_required
+def proof(request, pk):
+    """The proof of one send (ZIP): summary, message, delivery events, PDF with its SHA-256."""
+    dispatch = _dispatch_or_404(request, pk)
+    content = exports.proof_archive(dispatch, selectors.events_of(dispatch), pdf_name=pdf_filename(dispatch))
+    response = HttpResponse(content, content_type="application/zip")
+    stem = pdf_filename(dispatch).removesuffix(".pdf")
+    name = f"preuve-envoi-{stem}-{dispatch.pk}.zip"
+    response["Content-Disposition"] = content_disposition_header(True, name)
+    return response
+
+
+@customer_required
 def diverted(request):
     pending = list(selectors.pending_diverted(request.customer).select_related("customer", "task"))
     addresses = selectors.postal_addresses(pending)

@@ -255,6 +255,53 @@ def test_the_pdf_as_sent_downloads_as_an_attachment(portal_client, acme):
     assert b"".join(response.streaming_content) == content
 
 
+def test_the_proof_of_a_send_bundles_summary_message_events_and_the_pdf_with_its_hash(portal_client, acme):
+    import hashlib
+    import json
+    import zipfile
+
+    from relance.models import DeliveryEvent
+
+    content = pdf_bytes()
+    dispatch = make_dispatch(acme, pdf=content, doc_piece="FA123", level=2, to="a@martin.example",
+                             subject="Relance FA123", body="Bonjour Martin,\nla facture FA123 reste due.",
+                             message_id="<42.1@e-doc-erp.fr>", status=Status.DELIVERED)
+    Dispatch.objects.filter(pk=dispatch.pk).update(pdf_sha256=hashlib.sha256(content).hexdigest())
+    DeliveryEvent.objects.create(dispatch=dispatch, kind="delivered", occurred_at=timezone.now(),
+                                 recipient="a@martin.example", provider="brevo", event_id="ev-1",
+                                 fingerprint="f1", raw={"event": "delivered", "id": 1})
+
+    response = portal_client.get(reverse("portal:proof", args=[dispatch.pk]))
+
+    assert response["Content-Type"] == "application/zip"
+    assert f'filename="preuve-envoi-FA123-niveau2-{dispatch.pk}.zip"' in response["Content-Disposition"]
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert sorted(archive.namelist()) == ["FA123-niveau2.pdf", "evenements.json", "message.txt", "preuve.txt"]
+    summary = archive.read("preuve.txt").decode()
+    for expected in ("Relance de niveau 2", "À : a@martin.example", "Message-ID : <42.1@e-doc-erp.fr>",
+                     f"SHA-256 {hashlib.sha256(content).hexdigest()} (identique", "heure de Paris",
+                     "Délivré", "[source : brevo]"):
+        assert expected in summary, expected
+    assert archive.read("FA123-niveau2.pdf") == content
+    assert "la facture FA123 reste due." in archive.read("message.txt").decode()
+    assert json.loads(archive.read("evenements.json"))[0]["payload"] == {"event": "delivered", "id": 1}
+
+
+def test_the_proof_of_a_diverted_letter_says_so_and_when_the_pdf_no_longer_matches(portal_client, acme):
+    import zipfile
+
+    dispatch = make_dispatch(acme, pdf=pdf_bytes(), doc_piece="FA124", status=Status.DIVERTED)
+    Dispatch.objects.filter(pk=dispatch.pk).update(pdf_sha256="0" * 64)
+
+    response = portal_client.get(reverse("portal:proof", args=[dispatch.pk]))
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+
+    summary = archive.read("preuve.txt").decode()
+    assert "DIFFÉRENT de l'empreinte enregistrée" in summary
+    assert "Document réacheminé vers le courrier : aucune adresse e-mail" in summary
+    assert "message.txt" not in archive.namelist()
+
+
 def test_a_send_without_pdf_gives_404(portal_client, acme):
     dispatch = make_dispatch(acme)
 
@@ -312,7 +359,7 @@ def test_mark_handled_never_redirects_off_site(portal_client, acme):
 
 # -- isolation: customer A never reaches customer B's data ----------------------------
 
-@pytest.mark.parametrize("name", ["detail", "pdf"])
+@pytest.mark.parametrize("name", ["detail", "pdf", "proof"])
 def test_another_customers_send_is_a_404(portal_client, other, name):
     theirs = make_dispatch(other, status=Status.DIVERTED, pdf=pdf_bytes())
 
@@ -369,7 +416,7 @@ def test_every_portal_url_is_covered_by_the_isolation_tests():
 
     with_ids = sorted(p.name for p in urlpatterns if "<int:pk>" in str(p.pattern))
     # lift_pause: tests/test_pauses.py, another customer's pause gives a 404.
-    assert with_ids == ["detail", "lift_pause", "pdf"]
+    assert with_ids == ["detail", "lift_pause", "pdf", "proof"]
 
 
 def test_pages_are_french_and_use_only_local_static_files(portal_client, acme):
