@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 
 from relance.documents import stored_pdf_response
 from relance.formatting import date_long_fr
-from relance.models import Dispatch, ReminderPause
+from relance.models import Dispatch, PauseIndex, ReminderPause
 
 from . import charts, exports, selectors
 from .forms import EmailLoginForm, HistoryFilterForm, PauseForm
@@ -154,6 +154,8 @@ def detail(request, pk):
         "postal_address": address,
         "handling": Handling.objects.filter(dispatch=dispatch).select_related("handled_by").first(),
         "same_email": selectors.same_email(dispatch),
+        "pause": PauseIndex.load(request.customer, timezone.localdate()).pause_for(
+            dispatch.pcf_code, dispatch.doc_piece),
         "nav": "history",
     })
 

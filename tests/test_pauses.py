@@ -192,6 +192,19 @@ def test_the_send_detail_offers_to_pause_that_invoice_with_the_form_filled_in(ad
     assert 'name="pcf_code" value="CL007"' in page and 'name="doc_piece" value="FA777"' in page
 
 
+def test_the_send_page_says_when_its_invoice_or_debtor_is_paused(adv_client, customer):
+    dispatch = make_dispatch(customer, pcf_code="CL007", doc_piece="FA777")
+    url = reverse("portal:detail", args=[dispatch.pk])
+    pause(customer, "CL007", reason="Échéancier accordé")
+
+    page = adv_client.get(url).content.decode()
+
+    assert "Relances suspendues (tout le débiteur) : Échéancier accordé." in page
+    assert "Suspendre les relances de cette facture" not in page
+    ReminderPause.objects.update(lifted_at=timezone.now())
+    assert "Suspendre les relances de cette facture" in adv_client.get(url).content.decode()
+
+
 def test_lifting_a_pause_keeps_its_history_and_another_customers_pause_is_out_of_reach(
         adv_client, customer):
     from relance.models import Customer
