@@ -32,6 +32,17 @@ def by_recipient(smtp_server):
     return {received.rcpt_tos[0]: received.message for received in smtp_server.messages}
 
 
+@pytest.fixture
+def two_debtors(gestimum):
+    """Martin owes FA1 and FA2, Dubois owes FA3, all 10 days late."""
+    gestimum.tiers("CL001", email="compta@martin.example")
+    gestimum.invoice("CL001", piece="FA1")
+    gestimum.invoice("CL001", piece="FA2")
+    gestimum.tiers("CL002", email="compta@dubois.example")
+    gestimum.invoice("CL002", piece="FA3")
+    return gestimum
+
+
 def test_a_debtors_overdue_invoices_go_in_one_email_with_one_pdf_each(gestimum, smtp_server, make_task):
     gestimum.tiers("CL001", name="Garage Martin", email="compta@martin.example")
     gestimum.invoice("CL001", piece="FA1", days_late=10, amount="1200.00")
@@ -173,12 +184,7 @@ def test_every_document_of_a_grouped_email_is_billed(gestimum, smtp_server, make
     assert sorted(u.doc_piece for u in units) == ["FA1", "FA2"]
 
 
-def test_the_preview_shows_the_debtors_whole_email(gestimum, make_task):
-    gestimum.tiers("CL001", email="compta@martin.example")
-    gestimum.invoice("CL001", piece="FA1")
-    gestimum.invoice("CL001", piece="FA2")
-    gestimum.tiers("CL002", email="compta@dubois.example")
-    gestimum.invoice("CL002", piece="FA3")
+def test_the_preview_shows_the_debtors_whole_email(two_debtors, make_task):
 
     preview = TaskRunner(make_task(group_by_debtor=True, body_template=LIST_BODY)).preview()
 
@@ -209,15 +215,10 @@ def test_the_admin_turns_the_defaults_into_the_modes_and_refuses_a_body_without_
     assert "nombre_factures" in task.subject_template
 
 
-def test_the_portal_send_page_links_the_other_documents_of_the_email(client, customer, gestimum,
+def test_the_portal_send_page_links_the_other_documents_of_the_email(client, customer, two_debtors,
                                                                      smtp_server, make_task):
     from .portal_support import make_portal_user
 
-    gestimum.tiers("CL001", email="compta@martin.example")
-    gestimum.invoice("CL001", piece="FA1")
-    gestimum.invoice("CL001", piece="FA2")
-    gestimum.tiers("CL002", email="compta@dubois.example")
-    gestimum.invoice("CL002", piece="FA3")
     run_task(make_task(group_by_debtor=True, body_template=LIST_BODY).pk)
     client.force_login(make_portal_user(customer))
     fa1, fa2, fa3 = (Dispatch.objects.get(doc_piece=p) for p in ("FA1", "FA2", "FA3"))
@@ -229,16 +230,11 @@ def test_the_portal_send_page_links_the_other_documents_of_the_email(client, cus
     assert "Dans le même e-mail" not in alone
 
 
-def test_a_dry_run_counts_the_emails_of_the_mode(gestimum, make_task):
+def test_a_dry_run_counts_the_emails_of_the_mode(two_debtors, make_task):
     from io import StringIO
 
     from django.core.management import call_command
 
-    gestimum.tiers("CL001", email="compta@martin.example")
-    gestimum.invoice("CL001", piece="FA1")
-    gestimum.invoice("CL001", piece="FA2")
-    gestimum.tiers("CL002", email="compta@dubois.example")
-    gestimum.invoice("CL002", piece="FA3")
     out = StringIO()
 
     call_command("run_reminders", task=make_task(group_by_debtor=True, body_template=LIST_BODY).pk,
