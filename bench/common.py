@@ -7,6 +7,7 @@ object. Nothing here is imported by the project.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -336,13 +337,42 @@ if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "fill":
     fill_gestimum(sys.argv[2], int(sys.argv[3]))
 
 
-def timed_run(task):
-    """Run ``task`` end to end; return (TaskRun, seconds, Gestimum statements, gateway count)."""
+@contextlib.contextmanager
+def render_clock(clock):
+    """Time every xhtml2pdf render made inside the block: ``clock`` gets renders and seconds.
+
+    The render rate measured this way comes from the very run it is compared
+    with, so a machine whose speed drifts (a shared host) moves both alike.
+    """
+    from relance import rendering
+
+    original = rendering.render_invoice_pdf
+
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            clock["renders"] += 1
+            clock["seconds"] += time.perf_counter() - started
+
+    clock.update(renders=0, seconds=0.0)
+    rendering.render_invoice_pdf = timed
+    try:
+        yield clock
+    finally:
+        rendering.render_invoice_pdf = original
+
+
+def timed_run(task, clock=None):
+    """Run ``task`` end to end; return (TaskRun, seconds, Gestimum statements, gateway count).
+
+    With ``clock`` (a dict), the renders of the run and their time are put in it."""
     from relance.engine import TaskRunner
 
     counter = {"statements": 0}
     runner = TaskRunner(task)
-    with counting_gestimum_statements(counter):
+    with counting_gestimum_statements(counter), render_clock(clock if clock is not None else {}):
         started = time.perf_counter()
         run = runner.execute()
         seconds = time.perf_counter() - started
