@@ -256,12 +256,8 @@ class TaskRunner:
                 self._attachments.append((attachment.display_name, content, mimetype))
         return self._attachments
 
-    def message_text(self, candidate):
-        context = templating.build_context(customer=self.customer, task=self.task,
-                                           candidate=candidate, today=self.today)
-        return templating.render_message(task=self.task, context=context)
-
-    def group_message_text(self, candidates):
+    def message_text(self, candidates):
+        """(subject, body) of one e-mail carrying ``candidates`` (one, unless grouped by debtor)."""
         context = templating.build_group_context(customer=self.customer, task=self.task,
                                                  candidates=candidates, today=self.today)
         return templating.render_message(task=self.task, context=context)
@@ -296,8 +292,7 @@ class TaskRunner:
         if self.task.group_by_debtor and item.action == "email":
             group = [i for i in items if i.action == "email" and group_key(i) == group_key(item)] or group
         candidates = [i.candidate for i in group]
-        subject, body = (self.group_message_text(candidates) if self.task.group_by_debtor
-                         else self.message_text(item.candidate))
+        subject, body = self.message_text(candidates)
         try:
             pdf = self.pdfs.render(item.candidate)
         except rendering.RenderError as exc:
@@ -434,7 +429,7 @@ class TaskRunner:
                     errors.append(f"{echeance.piece or echeance.numero} : erreur inattendue {exc!r}")
         for members in groups.values():
             try:
-                self.handle_group(members, mailer, errors)
+                self.email(members, mailer, errors)
             except Exception as exc:
                 logger.exception("Débiteur %s : erreur inattendue", members[0][0].candidate.tiers.code)
                 self.run.failed += len(members)
@@ -476,36 +471,29 @@ class TaskRunner:
             else:
                 self.fail(dispatch, str(pdf), errors, label)
             return
-        pdf_fields = {"pdf_data_hash": self.pdfs.data_hash(item.candidate),
-                      **documents.store_pdf(pdf)}
-        if item.action == "divert":
-            dispatch = self.claim(item, **pdf_fields)
-            if dispatch is None:
-                self.skips[SKIP_CLAIMED] += 1
-                return
-            self.divert(dispatch, item, pdf, errors, label)
+        if item.action == "email":
+            self.email([(item, pdf)], mailer, errors)
             return
-        subject, body = self.message_text(item.candidate)
-        dispatch = self.claim(
-            item, **pdf_fields, status=Status.SENDING, channel=Dispatch.Channel.EMAIL,
-            from_email=self.customer.from_header, to="; ".join(item.to), cc="; ".join(item.cc),
-            bcc="; ".join(item.bcc), subject=subject[:500], body=body, message_id=new_message_id(),
-        )
+        dispatch = self.claim(item, **self.pdf_fields(item, pdf))
         if dispatch is None:
             self.skips[SKIP_CLAIMED] += 1
             return
-        # The row is committed in the sending state: the crash-safety point.
-        self.send([(dispatch, item, pdf)], mailer, errors)
+        self.divert(dispatch, item, pdf, errors, label)
 
-    def handle_group(self, members, mailer, errors):
-        """One e-mail for several échéances of one debtor: [(item, pdf)], same recipients."""
-        subject, body = self.group_message_text([item.candidate for item, _ in members])
+    def pdf_fields(self, item, pdf):
+        """The stored PDF of a send (content-addressed file, SHA-256) and its data fingerprint."""
+        return {"pdf_data_hash": self.pdfs.data_hash(item.candidate), **documents.store_pdf(pdf)}
+
+    def email(self, members, mailer, errors):
+        """One e-mail for ``members`` [(item, pdf)] with the same recipients: one échéance, or
+        several of one debtor when the task groups them."""
+        subject, body = self.message_text([item.candidate for item, _ in members])
         message_id = new_message_id()
         first = members[0][0]
         claimed = []
         for item, pdf in members:
             dispatch = self.claim(
-                item, pdf_data_hash=self.pdfs.data_hash(item.candidate), **documents.store_pdf(pdf),
+                item, **self.pdf_fields(item, pdf),
                 status=Status.SENDING, channel=Dispatch.Channel.EMAIL, from_email=self.customer.from_header,
                 to="; ".join(first.to), cc="; ".join(first.cc), bcc="; ".join(first.bcc),
                 subject=subject[:500], body=body, message_id=message_id,
@@ -518,7 +506,7 @@ class TaskRunner:
             return
         if len(claimed) < len(members):
             # Another run holds some of them: the message lists only what this one sends.
-            subject, body = self.group_message_text([item.candidate for _, item, _ in claimed])
+            subject, body = self.message_text([item.candidate for _, item, _ in claimed])
             Dispatch.objects.filter(pk__in=[d.pk for d, _, _ in claimed]).update(
                 subject=subject[:500], body=body)
             for dispatch, _, _ in claimed:

@@ -183,33 +183,32 @@ def build_context(*, customer, task, candidate, today):
     """Variables for one échéance, amounts and dates already formatted in French."""
     echeance = candidate.echeance
     document = candidate.document
-    remaining = echeance.remaining
-    days_late = (today - echeance.due_date).days if echeance.due_date else 0
-    issued = (document.date if document and document.date else None) or echeance.issued
+    invoice = invoice_line(candidate, today)
     contact = candidate.contacts[0].full_name if candidate.contacts else ""
     payment_mode = echeance.payment_mode or (document.payment_mode if document else "")
     return {
         "tiers_nom": candidate.tiers.name,
         "tiers_code": candidate.tiers.code,
-        "document_numero": (document.piece if document else "") or echeance.piece,
-        "document_date": date_fr(issued),
-        "echeance_date": date_fr(echeance.due_date),
-        "montant": money(echeance.amount),
-        "montant_restant": money(remaining),
+        "document_numero": invoice["numero"],
+        "document_date": invoice["date"],
+        "echeance_date": invoice["echeance"],
+        "montant": invoice["montant"],
+        "montant_restant": invoice["montant_restant"],
         "montant_regle": money(echeance.received),
-        "jours_retard": days_late,
+        "jours_retard": invoice["jours_retard"],
         "niveau": task.level,
         "signature": customer.signature,
         "societe": customer.name,
         "date_du_jour": date_fr(today),
         "penalites_taux": percent(late_payment_rate()),
-        "penalites_montant": money(late_interest(remaining=remaining, days_late=days_late)),
+        "penalites_montant": money(late_interest(remaining=echeance.remaining,
+                                                 days_late=invoice["jours_retard"])),
         "indemnite_recouvrement": money(settings.RECOVERY_INDEMNITY),
         "contact_nom": contact,
         "mode_reglement": payment_mode or "",
-        "factures": [invoice_line(candidate, today)],
+        "factures": [invoice],
         "nombre_factures": 1,
-        "total_restant": money(remaining),
+        "total_restant": invoice["montant_restant"],
     }
 
 
