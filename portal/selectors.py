@@ -250,7 +250,4 @@ def _read_manifest(path):
 
 def same_email(dispatch):
     """The other documents sent in the same e-mail (tasks sending one e-mail per debtor)."""
-    if not dispatch.message_id:
-        return []
-    return list(dispatches_for(dispatch.customer).filter(message_id=dispatch.message_id)
-                .exclude(pk=dispatch.pk).order_by("pk").only("pk", "doc_piece", "ech_numero", "remaining"))
+    return list(dispatch.same_email().only("pk", "doc_piece", "ech_numero", "remaining"))

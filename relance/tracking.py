@@ -95,12 +95,7 @@ def find_dispatch(*, metadata=None, message_id=None, customer_slug=None):
 def message_dispatches(dispatch):
     """``dispatch`` and the others sent in the same e-mail (a task sending one e-mail per
     debtor records one Dispatch per échéance, all with the same Message-ID)."""
-    if not dispatch.message_id:
-        return [dispatch]
-    others = (Dispatch.objects.select_related("customer")
-              .filter(customer_id=dispatch.customer_id, message_id=dispatch.message_id)
-              .exclude(pk=dispatch.pk).order_by("pk"))
-    return [dispatch, *others]
+    return [dispatch, *dispatch.same_email().select_related("customer")]
 
 
 # -- recording events ----------------------------------------------------------------

@@ -117,6 +117,13 @@ class Dispatch(models.Model):
     def __str__(self):
         return f"{self.doc_piece or self.ech_numero} niveau {self.level} — {self.get_status_display()}"
 
+    def same_email(self):
+        """The other sends of the e-mail that carried this one (one e-mail per debtor)."""
+        if not self.message_id:
+            return Dispatch.objects.none()
+        return (Dispatch.objects.filter(customer_id=self.customer_id, message_id=self.message_id)
+                .exclude(pk=self.pk).order_by("pk"))
+
 
 class DeliveryEvent(models.Model):
     """One thing a provider (webhook) or a returned DSN said about a Dispatch: its timeline."""
