@@ -140,21 +140,22 @@ def live_columns(alias, table):
 def check_columns(customer, pairs, criteria=()):
     """French errors for the (TABLE, COLUMN) pairs the live database does not have, and for
     the ``criteria`` (CriterionSpec) whose operator or value does not fit their column's type."""
-    errors = []
+    errors, missing = [], set()
     with open_gateway(customer) as gateway:
         for table, column in pairs:
             if table not in CHECKABLE_TABLES:
                 errors.append(f"Table « {table} » non prise en charge.")
+                missing.add((table, column))
             elif gateway.column(table, column) is None:
                 errors.append(f"La colonne {column} n'existe pas dans la table {table} de la base "
                               "Gestimum de ce client.")
+                missing.add((table, column))
         today = timezone.localdate(timezone=gateway.tz)
         for index, spec in enumerate(criteria):
-            found = gateway.column(spec.table, spec.column) if spec.table in TABLE_ANCHORS else None
-            if found is None:
+            if (spec.table, spec.column) in missing:
                 continue  # already said above
             try:
-                criterion_filter(index, spec, *found, today=today, tz=gateway.tz)
+                gateway.criterion(index, spec, today=today)
             except SelectionError as exc:
                 errors.append(str(exc))
     return errors
@@ -195,16 +196,20 @@ class Gateway:
         annotations.update(extra_annotations)
         q &= extra_q
         for index, spec in enumerate(selection.criteria):
-            found = self.column(spec.table, spec.column) if spec.table in TABLE_ANCHORS else None
-            if found is None:
-                raise SelectionError(
-                    f"Critère : la colonne {spec.column} n'existe pas dans la table {spec.table}."
-                )
-            crit_annotations, crit_q = criterion_filter(index, spec, *found, today=today, tz=self.tz)
+            crit_annotations, crit_q = self.criterion(index, spec, today=today)
             annotations.update(crit_annotations)
             q &= crit_q
         queryset = Echeance.objects.using(self.alias).select_related("document", "tiers")
         return queryset.alias(**annotations).filter(q)
+
+    def criterion(self, index, spec, *, today):
+        """Annotations and Q of one generic criterion, checked against the live column:
+        SelectionError (French) for a missing column or a value that does not fit its type."""
+        found = self.column(spec.table, spec.column) if spec.table in TABLE_ANCHORS else None
+        if found is None:
+            raise SelectionError(
+                f"Critère : la colonne {spec.column} n'existe pas dans la table {spec.table}.")
+        return criterion_filter(index, spec, *found, today=today, tz=self.tz)
 
     def _address_annotations(self, selection):
         annotations = {}
