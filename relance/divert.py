@@ -41,23 +41,29 @@ def divert(*, customer, task, candidate, pdf, filename, reason, remaining):
     temporary = target.with_suffix(".pdf.tmp")
     temporary.write_bytes(pdf)
     os.replace(temporary, target)  # never a half-written PDF under the final name
+    append_manifest_line(folder, [
+        timezone.localtime().strftime("%d/%m/%Y %H:%M"),
+        task.level,
+        candidate.tiers.name,
+        candidate.tiers.code,
+        candidate.echeance.piece,
+        date_fr(candidate.echeance.due_date),
+        number(remaining),
+        " / ".join(candidate.tiers.postal_lines or candidate.document.billing_lines
+                   if candidate.document else candidate.tiers.postal_lines),
+        reason,
+        target.name,
+    ])
+    return target
+
+
+def append_manifest_line(folder, line):
+    """Add one line (MANIFEST_HEADER's columns) to the folder's manifest, created with its header
+    and a BOM the first time."""
     manifest = folder / MANIFEST_NAME
     new = not manifest.exists()
     with manifest.open("a", newline="", encoding="utf-8-sig" if new else "utf-8") as handle:
         writer = csv.writer(handle, delimiter=";")
         if new:
             writer.writerow(MANIFEST_HEADER)
-        writer.writerow([
-            timezone.localtime().strftime("%d/%m/%Y %H:%M"),
-            task.level,
-            candidate.tiers.name,
-            candidate.tiers.code,
-            candidate.echeance.piece,
-            date_fr(candidate.echeance.due_date),
-            number(remaining),
-            " / ".join(candidate.tiers.postal_lines or candidate.document.billing_lines
-                       if candidate.document else candidate.tiers.postal_lines),
-            reason,
-            target.name,
-        ])
-    return target
+        writer.writerow(line)

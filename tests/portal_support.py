@@ -4,7 +4,6 @@ The fixtures are registered in ``tests/conftest.py``; portal test modules add
 ``pytest.mark.usefixtures("portal_settings")``.
 """
 
-import csv
 import io
 import itertools
 from datetime import timedelta
@@ -17,7 +16,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from portal.models import PortalUser
-from relance.divert import MANIFEST_HEADER, MANIFEST_NAME
+from relance.divert import append_manifest_line
 from relance.models import Customer, Dispatch
 
 PASSWORD = "Relance-2026-secret"
@@ -79,14 +78,9 @@ def write_divert(customer, dispatch, address):
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{dispatch.doc_piece}_N1_{dispatch.ech_numero}.pdf"
     path.write_bytes(b"%PDF-1.4")
-    manifest = folder / MANIFEST_NAME
-    new = not manifest.exists()
-    with manifest.open("a", newline="", encoding="utf-8-sig" if new else "utf-8") as handle:
-        writer = csv.writer(handle, delimiter=";")
-        if new:
-            writer.writerow(MANIFEST_HEADER)
-        writer.writerow(["01/03/2026 20:00", 1, dispatch.tiers_name, dispatch.pcf_code, dispatch.doc_piece,
-                         "01/02/2026", "1 200,00", address, dispatch.divert_reason, path.name])
+    append_manifest_line(folder, ["01/03/2026 20:00", 1, dispatch.tiers_name, dispatch.pcf_code,
+                                  dispatch.doc_piece, "01/02/2026", "1 200,00", address,
+                                  dispatch.divert_reason, path.name])
     dispatch.divert_path = str(path)
     dispatch.save(update_fields=["divert_path"])
 
