@@ -120,6 +120,8 @@ class Statement(models.Model):
                                      "sent_at", "sent_to", "send_error"})
     # A draft can still be regenerated; the others are legal documents.
     FINAL_STATUSES = (Status.ISSUED, Status.PAID, Status.PARTIALLY_CREDITED, Status.CREDITED)
+    # Issued and not wholly cancelled by credit notes: what the customer still owes for.
+    IN_FORCE_STATUSES = (Status.ISSUED, Status.PAID, Status.PARTIALLY_CREDITED)
 
     customer = models.ForeignKey(Customer, models.PROTECT, related_name="statements",
                                  verbose_name="client")

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from relance.models import Dispatch
 
-from .models import StatementLine
+from .models import Statement, StatementLine
 
 CENT = Decimal("0.01")
 
@@ -79,19 +79,17 @@ def late_units(contract, before):
     issued invoice are left to that month's own statement; sends an invoice
     carries, or that a credit note cancelled, are never billed again.
     """
-    from .models import Statement
-
     customer = contract.customer
     closed = set(Statement.objects.filter(
         customer=customer, kind=Statement.Kind.INVOICE, period_start__lt=before,
-        status__in=(Statement.Status.ISSUED, Statement.Status.PAID, Statement.Status.PARTIALLY_CREDITED),
+        status__in=Statement.IN_FORCE_STATUSES,
     ).values_list("period_start", flat=True))
     if not closed:
         return []
     carried = StatementLine.dispatches.through.objects.filter(
         statementline__statement__customer=customer,
-        statementline__statement__kind="invoice",
-    ).exclude(statementline__statement__status="credited").values("dispatch_id")
+        statementline__statement__kind=Statement.Kind.INVOICE,
+    ).exclude(statementline__statement__status=Statement.Status.CREDITED).values("dispatch_id")
     first_closed = min(closed)
     candidates = [
         dispatch for dispatch in billable_dispatches(customer, max(first_closed, contract.start_date),

@@ -141,7 +141,7 @@ def mark_paid(statement, *, paid_on=None, note=""):
     return statement
 
 
-CREDITABLE_STATUSES = (Statement.Status.ISSUED, Statement.Status.PAID, Statement.Status.PARTIALLY_CREDITED)
+CREDITABLE_STATUSES = Statement.IN_FORCE_STATUSES
 
 
 def creditable_lines(statement):
