@@ -308,11 +308,8 @@ def _send_notice(event, *, gestimum_written):
     dispatch = event.dispatch
     # One notice per refused address and e-mail, even when the e-mail carried several
     # documents (one event per Dispatch): the first event claims its siblings' too.
-    same_email = DeliveryEvent.objects.filter(pk=event.pk)
-    if dispatch.message_id:
-        same_email = DeliveryEvent.objects.filter(
-            dispatch__customer=customer, dispatch__message_id=dispatch.message_id, kind=event.kind,
-            recipient=event.recipient)
+    same_email = DeliveryEvent.objects.filter(pk=event.pk) | DeliveryEvent.objects.filter(
+        dispatch__in=dispatch.same_email(), kind=event.kind, recipient=event.recipient)
     already = same_email.exclude(pk=event.pk).filter(notice_sent_at__isnull=False).exists()
     claimed_at = timezone.now()
     claimed = same_email.filter(notice_sent_at=None).update(notice_sent_at=claimed_at)
